@@ -1,0 +1,427 @@
+//! Field types: turning one CSV cell into a stored value (SPEC §6).
+//!
+//! Every parser takes the raw cell (already trimmed by the caller) and either
+//! returns the normalized value or a [`FieldError`] whose message names the
+//! column and quotes the offending value, e.g.
+//! `Invalid date in item_date_due: '31/02/2025'`. The messages end up verbatim
+//! in a report's `exception_lines`, so they are written for the ERP user who
+//! has to fix the export, not for us.
+//!
+//! Amounts are exact: they are parsed into integer micro-units (6 decimals),
+//! never through binary floating point.
+
+use chrono::NaiveDate;
+use std::fmt;
+
+use crate::ledger::{COMMENT_MAX, Kind, Value};
+
+/// Amounts are stored as integer micro-units: 1.5 is stored as 1_500_000.
+pub const AMOUNT_SCALE: i64 = 1_000_000;
+/// The number of decimals an amount may carry.
+pub const AMOUNT_DECIMALS: usize = 6;
+
+/// Why a cell was refused. `Display` gives the message for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub column: &'static str,
+    pub problem: Problem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    Missing,
+    Invalid { what: &'static str, value: String },
+    TooLong { chars: usize, max: usize },
+    TooManyDecimals { value: String },
+    NotAllowed { value: String, expected: String },
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let column = self.column;
+        match &self.problem {
+            Problem::Missing => write!(f, "Required value missing: {column}"),
+            Problem::Invalid { what, value } => write!(f, "Invalid {what} in {column}: '{value}'"),
+            Problem::TooLong { chars, max } => write!(
+                f,
+                "Value too long in {column}: {chars} characters (at most {max})"
+            ),
+            Problem::TooManyDecimals { value } => write!(
+                f,
+                "Invalid amount in {column}: '{value}' (at most {AMOUNT_DECIMALS} decimals)"
+            ),
+            Problem::NotAllowed { value, expected } => {
+                write!(
+                    f,
+                    "Invalid value in {column}: '{value}' (expected {expected})"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// Parses a trimmed, non-empty cell of a column of `kind`. Empty cells are the
+/// caller's business (required → error, optional → null).
+pub fn parse_cell(kind: Kind, column: &'static str, raw: &str) -> Result<Value, FieldError> {
+    let invalid = |what: &'static str| FieldError {
+        column,
+        problem: Problem::Invalid {
+            what,
+            value: raw.to_string(),
+        },
+    };
+    match kind {
+        Kind::Text { max } => {
+            let chars = raw.chars().count();
+            if chars > max {
+                return Err(FieldError {
+                    column,
+                    problem: Problem::TooLong { chars, max },
+                });
+            }
+            Ok(Value::Text(raw.to_string()))
+        }
+        Kind::Date => parse_date(raw)
+            .map(|d| Value::Text(d.format("%Y-%m-%d").to_string()))
+            .ok_or_else(|| invalid("date")),
+        Kind::Amount => match parse_amount(raw) {
+            Ok(micros) => Ok(Value::Int(micros)),
+            Err(AmountError::TooManyDecimals) => Err(FieldError {
+                column,
+                problem: Problem::TooManyDecimals {
+                    value: raw.to_string(),
+                },
+            }),
+            Err(AmountError::Invalid) => Err(invalid("amount")),
+        },
+        Kind::Bool => parse_bool(raw)
+            .map(|b| Value::Int(b as i64))
+            .ok_or_else(|| invalid("boolean")),
+        Kind::Currency => {
+            if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_alphabetic()) {
+                Ok(Value::Text(raw.to_ascii_uppercase()))
+            } else {
+                Err(invalid("currency"))
+            }
+        }
+        Kind::List => {
+            let items: Vec<&str> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            let joined = items.join(",");
+            let chars = joined.chars().count();
+            if chars > COMMENT_MAX {
+                return Err(FieldError {
+                    column,
+                    problem: Problem::TooLong {
+                        chars,
+                        max: COMMENT_MAX,
+                    },
+                });
+            }
+            Ok(if joined.is_empty() {
+                Value::Null
+            } else {
+                Value::Text(joined)
+            })
+        }
+        Kind::Enum(allowed) => allowed
+            .iter()
+            .find(|a| a.eq_ignore_ascii_case(raw))
+            .map(|a| Value::Text((*a).to_string()))
+            .ok_or_else(|| FieldError {
+                column,
+                problem: Problem::NotAllowed {
+                    value: raw.to_string(),
+                    expected: allowed.join(", "),
+                },
+            }),
+    }
+}
+
+/// Parses the date formats of SPEC §6. Day-first only; a trailing time
+/// (`2025-12-05 10:30`, `2025-12-05T10:30:00Z`) is ignored.
+pub fn parse_date(raw: &str) -> Option<NaiveDate> {
+    let date_part = raw.split([' ', 'T']).next().filter(|s| !s.is_empty())?;
+    let (y, m, d) = if date_part.len() == 8 && date_part.bytes().all(|b| b.is_ascii_digit()) {
+        (
+            date_part[0..4].parse().ok()?,
+            date_part[4..6].parse().ok()?,
+            date_part[6..8].parse().ok()?,
+        )
+    } else {
+        let sep = date_part
+            .bytes()
+            .find(|b| matches!(b, b'-' | b'/' | b'.'))? as char;
+        let parts: Vec<&str> = date_part.split(sep).collect();
+        if parts.len() != 3 || parts.iter().any(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
+            return None;
+        }
+        match (parts[0].len(), parts[1].len(), parts[2].len()) {
+            // YYYY-MM-DD, YYYY/MM/DD (not YYYY.MM.DD: nobody documents it)
+            (4, 1..=2, 1..=2) if sep != '.' => (
+                parts[0].parse().ok()?,
+                parts[1].parse().ok()?,
+                parts[2].parse().ok()?,
+            ),
+            // DD/MM/YYYY, DD-MM-YYYY, DD.MM.YYYY
+            (1..=2, 1..=2, 4) => (
+                parts[2].parse().ok()?,
+                parts[1].parse().ok()?,
+                parts[0].parse().ok()?,
+            ),
+            _ => return None,
+        }
+    };
+    if !(1000..=9999).contains(&y) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(y, m, d)
+}
+
+/// Accepted spellings of true and false, case-insensitive (SPEC §6).
+pub fn parse_bool(raw: &str) -> Option<bool> {
+    const TRUE: [&str; 5] = ["1", "true", "yes", "oui", "ja"];
+    const FALSE: [&str; 6] = ["0", "false", "no", "non", "nee", "nein"];
+    if TRUE.iter().any(|t| t.eq_ignore_ascii_case(raw)) {
+        Some(true)
+    } else if FALSE.iter().any(|t| t.eq_ignore_ascii_case(raw)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum AmountError {
+    Invalid,
+    TooManyDecimals,
+}
+
+/// Parses an amount into micro-units.
+///
+/// The rules (SPEC §6): a leading `-`/`+` or a trailing `-` (SAP); thousands
+/// separators space, NBSP, narrow NBSP and `'`; with both `.` and `,` the
+/// last one is the decimal mark; a lone `,` is the decimal mark; several `.`
+/// alone are thousands separators. Thousands groups must have three digits,
+/// which is what rejects `1.2.3,4`.
+pub fn parse_amount(raw: &str) -> Result<i64, AmountError> {
+    let mut s = raw.trim();
+    let mut negative = false;
+    if let Some(rest) = s.strip_suffix('-') {
+        negative = true;
+        s = rest.trim_end();
+    }
+    if let Some(rest) = s.strip_prefix('-') {
+        if negative {
+            return Err(AmountError::Invalid);
+        }
+        negative = true;
+        s = rest.trim_start();
+    } else if let Some(rest) = s.strip_prefix('+') {
+        s = rest.trim_start();
+    }
+    if s.is_empty() {
+        return Err(AmountError::Invalid);
+    }
+
+    let last_dot = s.rfind('.');
+    let last_comma = s.rfind(',');
+    let decimal_mark = match (last_dot, last_comma) {
+        (Some(d), Some(c)) => Some(if d > c { '.' } else { ',' }),
+        (None, Some(_)) if s.matches(',').count() == 1 => Some(','),
+        (Some(_), None) if s.matches('.').count() == 1 => Some('.'),
+        _ => None,
+    };
+    let (int_part, frac_part) = match decimal_mark {
+        Some(mark) => {
+            let at = s.rfind(mark).expect("mark is present");
+            (&s[..at], &s[at + 1..])
+        }
+        None => (s, ""),
+    };
+    if !frac_part.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AmountError::Invalid);
+    }
+
+    // The integer part: digit groups split by thousands separators.
+    let is_sep = |c: char| matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\'' | '.' | ',');
+    let groups: Vec<&str> = int_part.split(is_sep).collect();
+    if groups
+        .iter()
+        .any(|g| !g.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(AmountError::Invalid);
+    }
+    if groups.len() > 1 {
+        let first_ok = (1..=3).contains(&groups[0].len());
+        if !first_ok || groups[1..].iter().any(|g| g.len() != 3) {
+            return Err(AmountError::Invalid);
+        }
+    }
+    let digits: String = groups.concat();
+    if digits.is_empty() && frac_part.is_empty() {
+        return Err(AmountError::Invalid);
+    }
+    if frac_part.len() > AMOUNT_DECIMALS {
+        return Err(AmountError::TooManyDecimals);
+    }
+    let whole: i64 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|_| AmountError::Invalid)?
+    };
+    let mut frac: i64 = if frac_part.is_empty() {
+        0
+    } else {
+        frac_part.parse().map_err(|_| AmountError::Invalid)?
+    };
+    for _ in frac_part.len()..AMOUNT_DECIMALS {
+        frac *= 10;
+    }
+    let micros = whole
+        .checked_mul(AMOUNT_SCALE)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or(AmountError::Invalid)?;
+    Ok(if negative { -micros } else { micros })
+}
+
+/// Formats micro-units as a plain decimal with `.` and no trailing zeros
+/// beyond two decimals (`1234.5` → `1234.50`, `0.001234` stays exact).
+pub fn format_amount(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    let whole = abs / AMOUNT_SCALE as u64;
+    let frac = abs % AMOUNT_SCALE as u64;
+    let mut frac_str = format!("{frac:06}");
+    while frac_str.len() > 2 && frac_str.ends_with('0') {
+        frac_str.pop();
+    }
+    format!("{sign}{whole}.{frac_str}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amount(s: &str) -> Result<i64, AmountError> {
+        parse_amount(s)
+    }
+
+    #[test]
+    fn amounts_in_every_documented_format() {
+        let m = AMOUNT_SCALE;
+        assert_eq!(amount("1200"), Ok(1200 * m));
+        assert_eq!(amount("1 200,00"), Ok(1200 * m));
+        assert_eq!(amount("1200.00123"), Ok(1200 * m + 1230));
+        assert_eq!(amount("1.200,50"), Ok(1200 * m + 500_000));
+        assert_eq!(amount("1,200.50"), Ok(1200 * m + 500_000));
+        assert_eq!(amount("-150,00"), Ok(-150 * m));
+        assert_eq!(amount("150,00-"), Ok(-150 * m));
+        assert_eq!(amount("6 580,10"), Ok(6580 * m + 100_000));
+        assert_eq!(amount("1\u{a0}234,56"), Ok(1234 * m + 560_000));
+        assert_eq!(amount("1\u{202f}234,56"), Ok(1234 * m + 560_000));
+        assert_eq!(amount("1'234.56"), Ok(1234 * m + 560_000));
+        assert_eq!(amount("1.200.000"), Ok(1_200_000 * m));
+        assert_eq!(amount("1,5"), Ok(1_500_000));
+        assert_eq!(amount("0.000001"), Ok(1));
+        assert_eq!(amount("+12"), Ok(12 * m));
+    }
+
+    #[test]
+    fn amounts_rejected() {
+        for bad in [
+            "",
+            "-",
+            "1.2.3,4",
+            "abc",
+            "12a",
+            "1 20,00",
+            "--5",
+            "-5-",
+            "1,2,3.4.5",
+            "1e5",
+        ] {
+            assert_eq!(amount(bad), Err(AmountError::Invalid), "{bad:?}");
+        }
+        assert_eq!(amount("1.1234567"), Err(AmountError::TooManyDecimals));
+    }
+
+    #[test]
+    fn amount_formatting_round_trips() {
+        for micros in [
+            0,
+            1,
+            -1,
+            1_500_000,
+            6_580_100_000,
+            -150_000_000,
+            1_200_001_230,
+        ] {
+            assert_eq!(parse_amount(&format_amount(micros)), Ok(micros));
+        }
+        assert_eq!(format_amount(6_580_100_000), "6580.10");
+    }
+
+    #[test]
+    fn dates_in_every_accepted_format() {
+        let want = NaiveDate::from_ymd_opt(2025, 12, 5);
+        for ok in [
+            "2025-12-05",
+            "2025/12/05",
+            "05/12/2025",
+            "05-12-2025",
+            "05.12.2025",
+            "20251205",
+            "2025-12-05 10:30:00",
+            "2025-12-05T10:30:00Z",
+            "5/12/2025",
+        ] {
+            assert_eq!(parse_date(ok), want, "{ok}");
+        }
+    }
+
+    #[test]
+    fn dates_rejected() {
+        for bad in [
+            "31/02/2025",
+            "12/31/2025",
+            "2025-13-01",
+            "",
+            "2025.12.05",
+            "05/12/25",
+            "yesterday",
+            "2025-12",
+            "00000000",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bools_in_every_language() {
+        for t in ["1", "true", "TRUE", "yes", "oui", "ja"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["0", "false", "no", "non", "nee", "nein", "Nein"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        assert_eq!(parse_bool("maybe"), None);
+    }
+
+    #[test]
+    fn messages_name_column_and_value() {
+        let e = parse_cell(Kind::Date, "item_date_due", "31/02/2025").unwrap_err();
+        assert_eq!(e.to_string(), "Invalid date in item_date_due: '31/02/2025'");
+        let e = parse_cell(Kind::Currency, "item_currency", "EURO").unwrap_err();
+        assert_eq!(e.to_string(), "Invalid currency in item_currency: 'EURO'");
+        assert_eq!(
+            parse_cell(Kind::Currency, "item_currency", "eur").unwrap(),
+            Value::Text("EUR".into())
+        );
+    }
+}

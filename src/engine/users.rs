@@ -1,0 +1,148 @@
+//! Users files (SPEC §7): the account's staff, linked to clients.
+//!
+//! A user is identified by email when given, else matricule, else first and
+//! last name (case-insensitive). Each line links its user to its client.
+//! With `replace_users_association`, every client the file mentions ends up
+//! linked to exactly the users the file pairs it with. A user counts once:
+//! added if new, modified if its details or links changed.
+
+use std::collections::HashMap;
+
+use super::options::ImportOptions;
+use super::{ClientLookup, Field, Handler, HeaderMap, Line, duplicate_message};
+use crate::engine::report::{Counts, Report};
+use crate::ledger::FileType;
+use crate::store::{LedgerTx, Seen, Shape, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fate {
+    Unchanged,
+    Modified,
+    Added,
+}
+
+pub struct Users {
+    fields: Vec<Field>,
+    client: Field,
+    firstname: Field,
+    lastname: Field,
+    email: Field,
+    matricule: Field,
+    shape: Shape,
+    clients: ClientLookup,
+    replace: bool,
+    /// What happened to each user the file touched: staff lists are small.
+    fates: HashMap<i64, Fate>,
+}
+
+impl Users {
+    pub fn new(
+        header: &HeaderMap,
+        options: &ImportOptions,
+        tx: &mut dyn LedgerTx,
+    ) -> Result<Self, StoreError> {
+        let fields = header.present_fields(&["client_code"]);
+        let names: Vec<&'static str> = fields.iter().map(Field::name).collect();
+        Ok(Users {
+            shape: tx.shape(FileType::Users, &names)?,
+            fields,
+            client: header.field("client_code"),
+            firstname: header.field("user_firstname"),
+            lastname: header.field("user_lastname"),
+            email: header.field("user_email"),
+            matricule: header.field("user_matricule"),
+            clients: ClientLookup::new(),
+            replace: options.replace_users_association,
+            fates: HashMap::new(),
+        })
+    }
+
+    fn record(&mut self, user: i64, fate: Fate) {
+        let entry = self.fates.entry(user).or_insert(fate);
+        *entry = (*entry).max(fate);
+    }
+
+    fn identity(&self, line: &Line<'_>) -> String {
+        let cell = |f: &Field| line.raw(f).unwrap_or_default().to_lowercase();
+        let email = cell(&self.email);
+        if !email.is_empty() {
+            return format!("E:{email}");
+        }
+        let matricule = line.raw(&self.matricule).unwrap_or_default();
+        if !matricule.is_empty() {
+            return format!("M:{matricule}");
+        }
+        format!("N:{}\u{1f}{}", cell(&self.firstname), cell(&self.lastname))
+    }
+}
+
+impl Handler for Users {
+    fn line(
+        &mut self,
+        tx: &mut dyn LedgerTx,
+        line: &Line<'_>,
+        _counts: &mut Counts,
+    ) -> Result<Result<(), String>, StoreError> {
+        let mut errors = Vec::new();
+        let values = line.values(&self.fields, &mut errors);
+        let mut client_ref = None;
+        match line.required(&self.client) {
+            Err(e) => errors.insert(0, e.to_string()),
+            Ok(code) => match self.clients.resolve(tx, code)? {
+                Some(id) => client_ref = Some(id),
+                None => errors.insert(0, format!("Unknown client_code: '{code}'")),
+            },
+        }
+        if !errors.is_empty() {
+            return Ok(Err(errors.join("; ")));
+        }
+        let client_ref = client_ref.expect("checked above");
+        let ident = self.identity(line);
+        match tx.find(self.shape, &ident)? {
+            Some((user, old)) => {
+                if let Some(earlier) =
+                    tx.mark_seen(Seen::UserLink, user, client_ref, line.number)?
+                {
+                    return Ok(Err(duplicate_message(earlier, "user and client")));
+                }
+                let mut fate = Fate::Unchanged;
+                if old != values {
+                    tx.update(self.shape, user, &values)?;
+                    fate = Fate::Modified;
+                }
+                if tx.link_user(user, client_ref)? {
+                    fate = Fate::Modified;
+                }
+                self.record(user, fate);
+            }
+            None => {
+                let user = tx.insert(self.shape, &ident, &values)?;
+                tx.mark_seen(Seen::UserLink, user, client_ref, line.number)?;
+                tx.link_user(user, client_ref)?;
+                self.record(user, Fate::Added);
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn finish(
+        &mut self,
+        tx: &mut dyn LedgerTx,
+        counts: &mut Counts,
+        _report: &mut Report,
+    ) -> Result<(), StoreError> {
+        if self.replace {
+            for user in tx.unlink_users_not_seen()? {
+                self.record(user, Fate::Modified);
+            }
+        }
+        for fate in self.fates.values() {
+            match fate {
+                Fate::Added => counts.nb_user_added += 1,
+                Fate::Modified => counts.nb_user_modified += 1,
+                Fate::Unchanged => counts.nb_user_unchanged += 1,
+            }
+        }
+        Ok(())
+    }
+}

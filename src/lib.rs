@@ -1,0 +1,30 @@
+//! dropgate: a file-drop gateway for ERP receivables data.
+//!
+//! ERP systems export clients, open items, contacts and users as
+//! semicolon-separated CSV. dropgate receives those files, recognizes each
+//! by its name, applies it to the account's ledger in one transaction, and
+//! answers with a JSON report of what was added, modified, cleared and
+//! rejected.
+//!
+//! The flow of a file, and the modules in that order:
+//!
+//! ```text
+//! front doors (SFTP, FTP, HTTP; for now the `import` command in `cli`)
+//!   → drop_area   naming rules: type, temporary names, name tags
+//!   → jobs        (durable queue, per-account order: to come with the doors)
+//!   → engine      reading → fields → file types → report
+//!   → store       one transaction per file (SQLite)
+//! ```
+//!
+//! `ledger` is the shared vocabulary (file types and their columns);
+//! `accounts` holds names, passwords, keys and import defaults; `config`
+//! and `logging` are the process's settings.
+
+pub mod accounts;
+pub mod cli;
+pub mod config;
+pub mod drop_area;
+pub mod engine;
+pub mod ledger;
+pub mod logging;
+pub mod store;
