@@ -860,3 +860,49 @@ fn export_then_import_is_all_unchanged() {
     let open = l.export(FileType::Items, true);
     assert!(open.contains("00012") && !open.contains("A1"), "{open}");
 }
+
+#[test]
+fn an_item_cleared_by_stock_reopens_when_it_comes_back() {
+    let mut l = stock_ledger(3);
+    let all: Vec<String> = (0..3)
+        .map(|i| item("C0001", "FAC", &format!("S{i}"), "2025-01-01", "10"))
+        .collect();
+    let r = l.import("items@stock.csv", items_file(&all[..2]));
+    assert_eq!(r["nb_item_cleared"], 1);
+    // The very line that was imported before the clearing: not "unchanged".
+    let r = l.import("items.csv", items_file(&all[2..]));
+    assert_eq!(r["nb_item_modified"], 1, "{r:#}");
+    assert_eq!(
+        l.cell(FileType::Items, "item_number", "S2", "item_date_payment"),
+        ""
+    );
+    assert_eq!(
+        l.cell(
+            FileType::Items,
+            "item_number",
+            "S2",
+            "item_amount_remaining_inc_tax"
+        ),
+        "10.00"
+    );
+    assert_eq!(l.open_items(), 3);
+}
+
+#[test]
+fn a_file_with_fewer_columns_compares_only_what_it_has() {
+    let mut l = Ledger::new();
+    l.import(
+        "clients.csv",
+        "client_code;client_business_name;client_email\nC1;A;a@x.eu\n",
+    );
+    // Another shape: digest differs, values are compared for real.
+    let r = l.import("clients.csv", "client_code;client_business_name\nC1;A\n");
+    assert_eq!(r["nb_client_unchanged"], 1);
+    let r = l.import(
+        "clients.csv",
+        "client_code;client_email;client_business_name\nC1;a@x.eu;A\n",
+    );
+    assert_eq!(r["nb_client_unchanged"], 1, "column order does not matter");
+    let r = l.import("clients.csv", "client_code;client_business_name\nC1;B\n");
+    assert_eq!(r["nb_client_modified"], 1);
+}

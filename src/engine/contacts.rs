@@ -85,8 +85,8 @@ impl Handler for Contacts {
                 )
             }
         };
-        let id = match tx.find(self.shape, &ident)? {
-            Some((id, _)) => {
+        let id = match tx.find_id(self.shape, &ident)? {
+            Some(id) => {
                 if let Some(earlier) = tx.mark_seen(Seen::Contact, id, 0, line.number)? {
                     return Ok(Err(duplicate_message(earlier, "contact")));
                 }

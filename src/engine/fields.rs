@@ -84,7 +84,7 @@ pub fn parse_cell(kind: Kind, column: &'static str, raw: &str) -> Result<Value, 
             Ok(Value::Text(raw.to_string()))
         }
         Kind::Date => parse_date(raw)
-            .map(|d| Value::Text(d.format("%Y-%m-%d").to_string()))
+            .map(|d| Value::Text(format_date(d)))
             .ok_or_else(|| invalid("date")),
         Kind::Amount => match parse_amount(raw) {
             Ok(micros) => Ok(Value::Int(micros)),
@@ -147,32 +147,32 @@ pub fn parse_cell(kind: Kind, column: &'static str, raw: &str) -> Result<Value, 
 /// (`2025-12-05 10:30`, `2025-12-05T10:30:00Z`) is ignored.
 pub fn parse_date(raw: &str) -> Option<NaiveDate> {
     let date_part = raw.split([' ', 'T']).next().filter(|s| !s.is_empty())?;
-    let (y, m, d) = if date_part.len() == 8 && date_part.bytes().all(|b| b.is_ascii_digit()) {
+    let bytes = date_part.as_bytes();
+    let (y, m, d) = if bytes.len() == 8 && bytes.iter().all(u8::is_ascii_digit) {
         (
-            date_part[0..4].parse().ok()?,
-            date_part[4..6].parse().ok()?,
-            date_part[6..8].parse().ok()?,
+            number(&bytes[0..4])?,
+            number(&bytes[4..6])?,
+            number(&bytes[6..8])?,
         )
     } else {
-        let sep = date_part
-            .bytes()
-            .find(|b| matches!(b, b'-' | b'/' | b'.'))? as char;
-        let parts: Vec<&str> = date_part.split(sep).collect();
-        if parts.len() != 3 || parts.iter().any(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
+        let sep = *bytes.iter().find(|b| matches!(b, b'-' | b'/' | b'.'))?;
+        let mut parts = date_part.split(sep as char);
+        let (p0, p1, p2) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
             return None;
         }
-        match (parts[0].len(), parts[1].len(), parts[2].len()) {
+        match (p0.len(), p1.len(), p2.len()) {
             // YYYY-MM-DD, YYYY/MM/DD (not YYYY.MM.DD: nobody documents it)
-            (4, 1..=2, 1..=2) if sep != '.' => (
-                parts[0].parse().ok()?,
-                parts[1].parse().ok()?,
-                parts[2].parse().ok()?,
+            (4, 1..=2, 1..=2) if sep != b'.' => (
+                number(p0.as_bytes())?,
+                number(p1.as_bytes())?,
+                number(p2.as_bytes())?,
             ),
             // DD/MM/YYYY, DD-MM-YYYY, DD.MM.YYYY
             (1..=2, 1..=2, 4) => (
-                parts[2].parse().ok()?,
-                parts[1].parse().ok()?,
-                parts[0].parse().ok()?,
+                number(p2.as_bytes())?,
+                number(p1.as_bytes())?,
+                number(p0.as_bytes())?,
             ),
             _ => return None,
         }
@@ -180,7 +180,31 @@ pub fn parse_date(raw: &str) -> Option<NaiveDate> {
     if !(1000..=9999).contains(&y) {
         return None;
     }
-    NaiveDate::from_ymd_opt(y, m, d)
+    NaiveDate::from_ymd_opt(y as i32, m, d)
+}
+
+/// ASCII digits to a number; `None` for anything else.
+fn number(digits: &[u8]) -> Option<u32> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+}
+
+/// `YYYY-MM-DD`, the stored form of a date.
+pub fn format_date(date: NaiveDate) -> String {
+    use chrono::Datelike;
+    let (y, m, d) = (date.year(), date.month(), date.day());
+    let mut s = String::with_capacity(10);
+    for (value, width) in [(y as u32, 4), (m, 2), (d, 2)] {
+        if !s.is_empty() {
+            s.push('-');
+        }
+        for i in (0..width).rev() {
+            s.push(char::from(b'0' + (value / 10u32.pow(i) % 10) as u8));
+        }
+    }
+    s
 }
 
 /// Accepted spellings of true and false, case-insensitive (SPEC §6).
@@ -229,59 +253,57 @@ pub fn parse_amount(raw: &str) -> Result<i64, AmountError> {
         return Err(AmountError::Invalid);
     }
 
+    let bytes = s.as_bytes();
     let last_dot = s.rfind('.');
     let last_comma = s.rfind(',');
-    let decimal_mark = match (last_dot, last_comma) {
-        (Some(d), Some(c)) => Some(if d > c { '.' } else { ',' }),
-        (None, Some(_)) if s.matches(',').count() == 1 => Some(','),
-        (Some(_), None) if s.matches('.').count() == 1 => Some('.'),
+    let count = |c: u8| bytes.iter().filter(|&&b| b == c).count();
+    let decimal_at = match (last_dot, last_comma) {
+        (Some(d), Some(c)) => Some(d.max(c)),
+        (None, Some(c)) if count(b',') == 1 => Some(c),
+        (Some(d), None) if count(b'.') == 1 => Some(d),
         _ => None,
     };
-    let (int_part, frac_part) = match decimal_mark {
-        Some(mark) => {
-            let at = s.rfind(mark).expect("mark is present");
-            (&s[..at], &s[at + 1..])
-        }
-        None => (s, ""),
+    let (int_part, frac_part) = match decimal_at {
+        Some(at) => (&s[..at], &bytes[at + 1..]),
+        None => (s, &b""[..]),
     };
-    if !frac_part.bytes().all(|b| b.is_ascii_digit()) {
+    if !frac_part.iter().all(u8::is_ascii_digit) {
         return Err(AmountError::Invalid);
     }
 
-    // The integer part: digit groups split by thousands separators.
+    // The integer part: digit groups split by thousands separators; after
+    // the first group (1 to 3 digits), every group has exactly 3.
     let is_sep = |c: char| matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\'' | '.' | ',');
-    let groups: Vec<&str> = int_part.split(is_sep).collect();
-    if groups
-        .iter()
-        .any(|g| !g.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(AmountError::Invalid);
-    }
-    if groups.len() > 1 {
-        let first_ok = (1..=3).contains(&groups[0].len());
-        if !first_ok || groups[1..].iter().any(|g| g.len() != 3) {
+    let mut whole: i64 = 0;
+    let mut digits = 0usize;
+    for (i, group) in int_part.split(is_sep).enumerate() {
+        let g = group.as_bytes();
+        if !g.iter().all(u8::is_ascii_digit) {
             return Err(AmountError::Invalid);
         }
+        if i == 1 && !(1..=3).contains(&digits) {
+            return Err(AmountError::Invalid);
+        }
+        if i >= 1 && g.len() != 3 {
+            return Err(AmountError::Invalid);
+        }
+        for &d in g {
+            whole = whole
+                .checked_mul(10)
+                .and_then(|w| w.checked_add(i64::from(d - b'0')))
+                .ok_or(AmountError::Invalid)?;
+        }
+        digits += g.len();
     }
-    let digits: String = groups.concat();
-    if digits.is_empty() && frac_part.is_empty() {
+    if digits == 0 && frac_part.is_empty() {
         return Err(AmountError::Invalid);
     }
     if frac_part.len() > AMOUNT_DECIMALS {
         return Err(AmountError::TooManyDecimals);
     }
-    let whole: i64 = if digits.is_empty() {
-        0
-    } else {
-        digits.parse().map_err(|_| AmountError::Invalid)?
-    };
-    let mut frac: i64 = if frac_part.is_empty() {
-        0
-    } else {
-        frac_part.parse().map_err(|_| AmountError::Invalid)?
-    };
-    for _ in frac_part.len()..AMOUNT_DECIMALS {
-        frac *= 10;
+    let mut frac: i64 = 0;
+    for i in 0..AMOUNT_DECIMALS {
+        frac = frac * 10 + frac_part.get(i).map_or(0, |d| i64::from(d - b'0'));
     }
     let micros = whole
         .checked_mul(AMOUNT_SCALE)
@@ -365,6 +387,12 @@ mod tests {
             assert_eq!(parse_amount(&format_amount(micros)), Ok(micros));
         }
         assert_eq!(format_amount(6_580_100_000), "6580.10");
+    }
+
+    #[test]
+    fn dates_are_stored_iso() {
+        let d = NaiveDate::from_ymd_opt(987 + 1000, 3, 9).unwrap();
+        assert_eq!(format_date(d), "1987-03-09");
     }
 
     #[test]

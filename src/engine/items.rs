@@ -111,7 +111,7 @@ impl Items {
         }
         let number = line.raw(&self.fields[NUMBER]).filter(|n| !n.is_empty())?;
         let issue = super::fields::parse_date(line.raw(&self.fields[ISSUE])?)?;
-        Some(format!("N:{}:{number}", issue.format("%Y")))
+        Some(format!("N:{}:{number}", chrono::Datelike::year(&issue)))
     }
 
     /// Parses and checks the line; the values in shape order, or the
@@ -209,7 +209,7 @@ impl Handler for Items {
                 if let Some(stock) = &mut self.stock {
                     match &identity {
                         Some(ident) => {
-                            if let Some((id, _)) = tx.find(self.shape, ident)? {
+                            if let Some(id) = tx.find_id(self.shape, ident)? {
                                 tx.mark_seen(Seen::Item, id, 0, line.number)?;
                             }
                         }

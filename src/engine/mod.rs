@@ -35,7 +35,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::drop_area::naming::{self, NameKind};
 use crate::ledger::{Column, FileType, Value};
 
-use crate::store::{LedgerTx, Outcome, Store, StoreError};
+use crate::store::{LedgerTx, Lookup, Outcome, Store, StoreError};
 use fields::{FieldError, Problem, parse_cell};
 use options::ImportOptions;
 use reading::ReadError;
@@ -217,7 +217,7 @@ fn run<'s, 'o: 's>(
     report.ignored_columns = header.ignored.clone();
 
     let mut tx = store.begin_import(req.account_id)?;
-    let today = req.received_at.date_naive().format("%Y-%m-%d").to_string();
+    let today = fields::format_date(req.received_at.date_naive());
     let mut handler: Box<dyn Handler> = match file_type {
         FileType::Clients => Box::new(clients::Clients::new(&header, tx.as_mut())?),
         FileType::Items => Box::new(items::Items::new(&header, options, &today, tx.as_mut())?),
@@ -227,7 +227,7 @@ fn run<'s, 'o: 's>(
 
     let mut record = csv::ByteRecord::new();
     let mut counts = Counts::default();
-    let mut cells: Vec<String> = Vec::new();
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
     loop {
         match opened.records.read_byte_record(&mut record) {
             Ok(true) => {}
@@ -268,24 +268,19 @@ fn run<'s, 'o: 's>(
             );
             continue;
         }
-        cells.clear();
-        let mut bad_utf8 = false;
-        for field in record.iter() {
-            match std::str::from_utf8(field) {
-                Ok(s) => cells.push(s.trim().to_string()),
-                Err(_) => {
-                    bad_utf8 = true;
-                    break;
-                }
-            }
-        }
-        if bad_utf8 {
+        // Validate the record once and hand out slices of it: no copy per
+        // cell. (The encoding was checked or transcoded before, so this
+        // fails only on a lossy decode of an explicitly chosen encoding.)
+        let Ok(text) = std::str::from_utf8(record.as_slice()) else {
             report.exception(line, "Invalid UTF-8 in this line");
             continue;
-        }
+        };
+        ranges.clear();
+        ranges.extend((0..record.len()).filter_map(|i| record.range(i)));
         let l = Line {
             number: line,
-            cells: &cells,
+            text,
+            ranges: &ranges,
         };
         match handler.line(tx.as_mut(), &l, &mut counts)? {
             Ok(()) => report.lines_imported += 1,
@@ -434,16 +429,21 @@ impl Field {
     }
 }
 
-/// One record, trimmed, with its line number.
+/// One record with its line number; cells are read trimmed.
 pub struct Line<'a> {
     pub number: u64,
-    cells: &'a [String],
+    /// The record's fields, unescaped and concatenated.
+    text: &'a str,
+    /// Where each field lies in `text`.
+    ranges: &'a [std::ops::Range<usize>],
 }
 
 impl Line<'_> {
     /// The trimmed cell of a column; `None` when the file lacks the column.
     pub fn raw(&self, field: &Field) -> Option<&str> {
-        field.position.map(|p| self.cells[p].as_str())
+        field
+            .position
+            .map(|p| self.text[self.ranges[p].clone()].trim())
     }
 
     /// A required text cell (empty → error).
@@ -492,7 +492,7 @@ impl Line<'_> {
 /// Resolves `client_code` to the client's row id, with a small cache: item
 /// files name the same clients over and over.
 pub struct ClientLookup {
-    cache: std::collections::HashMap<String, i64>,
+    cache: rustc_hash::FxHashMap<String, i64>,
 }
 
 /// Clients a lookup keeps; an account with more simply looks the rest up.
@@ -501,7 +501,7 @@ const CLIENT_CACHE_LIMIT: usize = 100_000;
 impl ClientLookup {
     pub fn new() -> Self {
         ClientLookup {
-            cache: std::collections::HashMap::new(),
+            cache: rustc_hash::FxHashMap::default(),
         }
     }
 
@@ -554,21 +554,21 @@ pub fn upsert(
     values: &[Value],
     line: u64,
 ) -> Result<Upserted, StoreError> {
-    Ok(match tx.find(shape, ident)? {
-        Some((id, old)) => {
-            if let Some(earlier) = tx.mark_seen(seen, id, 0, line)? {
-                Upserted::Duplicate(earlier)
-            } else if old == values {
-                Upserted::Unchanged(id)
-            } else {
-                tx.update(shape, id, values)?;
-                Upserted::Modified(id)
-            }
-        }
-        None => {
+    Ok(match tx.lookup(shape, ident, values)? {
+        Lookup::Missing => {
             let id = tx.insert(shape, ident, values)?;
             tx.mark_seen(seen, id, 0, line)?;
             Upserted::Added(id)
+        }
+        found @ (Lookup::Same(id) | Lookup::Differs(id)) => {
+            match (tx.mark_seen(seen, id, 0, line)?, found) {
+                (Some(earlier), _) => Upserted::Duplicate(earlier),
+                (None, Lookup::Same(_)) => Upserted::Unchanged(id),
+                (None, _) => {
+                    tx.update(shape, id, values)?;
+                    Upserted::Modified(id)
+                }
+            }
         }
     })
 }

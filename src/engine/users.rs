@@ -12,7 +12,7 @@ use super::options::ImportOptions;
 use super::{ClientLookup, Field, Handler, HeaderMap, Line, duplicate_message};
 use crate::engine::report::{Counts, Report};
 use crate::ledger::FileType;
-use crate::store::{LedgerTx, Seen, Shape, StoreError};
+use crate::store::{LedgerTx, Lookup, Seen, Shape, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Fate {
@@ -98,15 +98,15 @@ impl Handler for Users {
         }
         let client_ref = client_ref.expect("checked above");
         let ident = self.identity(line);
-        match tx.find(self.shape, &ident)? {
-            Some((user, old)) => {
+        match tx.lookup(self.shape, &ident, &values)? {
+            found @ (Lookup::Same(user) | Lookup::Differs(user)) => {
                 if let Some(earlier) =
                     tx.mark_seen(Seen::UserLink, user, client_ref, line.number)?
                 {
                     return Ok(Err(duplicate_message(earlier, "user and client")));
                 }
                 let mut fate = Fate::Unchanged;
-                if old != values {
+                if found == Lookup::Differs(user) {
                     tx.update(self.shape, user, &values)?;
                     fate = Fate::Modified;
                 }
@@ -115,7 +115,7 @@ impl Handler for Users {
                 }
                 self.record(user, fate);
             }
-            None => {
+            Lookup::Missing => {
                 let user = tx.insert(self.shape, &ident, &values)?;
                 tx.mark_seen(Seen::UserLink, user, client_ref, line.number)?;
                 tx.link_user(user, client_ref)?;

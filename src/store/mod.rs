@@ -126,6 +126,16 @@ pub trait Store {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape(pub usize);
 
+/// What [`LedgerTx::lookup`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Missing,
+    /// The row holds exactly the given values.
+    Same(i64),
+    /// The row exists and some value differs.
+    Differs(i64),
+}
+
 /// What the engine remembers per file to find duplicate lines and, in STOCK
 /// mode, which open items the file mentioned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,8 +154,11 @@ pub trait LedgerTx {
     /// Declares the columns (ledger names; `client_code` stands for the
     /// client reference) that `find`, `insert` and `update` will use.
     fn shape(&mut self, file_type: FileType, columns: &[&'static str]) -> Result<Shape>;
-    /// The row with this identity: its id and its values in shape order.
-    fn find(&mut self, shape: Shape, ident: &str) -> Result<Option<(i64, Vec<Value>)>>;
+    /// Looks up the row with this identity and compares its shape columns
+    /// with `values` (in shape order) without copying them out.
+    fn lookup(&mut self, shape: Shape, ident: &str, values: &[Value]) -> Result<Lookup>;
+    /// The id of the row with this identity, if any.
+    fn find_id(&mut self, shape: Shape, ident: &str) -> Result<Option<i64>>;
     fn insert(&mut self, shape: Shape, ident: &str, values: &[Value]) -> Result<i64>;
     fn update(&mut self, shape: Shape, id: i64, values: &[Value]) -> Result<()>;
 

@@ -6,18 +6,22 @@
 //! take turns at SQLite's single writer. Each file is applied in one
 //! `BEGIN IMMEDIATE` transaction.
 //!
-//! The per-file "seen" set lives in a TEMP table rather than in memory, so an
-//! import of a million lines keeps a bounded memory footprint: SQLite spills
-//! it to a temporary file past its cache.
+//! The per-file "seen" set ([`SeenLines`]) is kept in memory as one `u32`
+//! line number per row id, dense over the span of ids the file touches: a
+//! few bytes per row of the account's ledger, whatever the size of the file,
+//! and no B-tree write per imported line.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OptionalExtension, Statement, ToSql, Transaction, TransactionBehavior, params,
+};
 
 use super::{
-    AccountRecord, ImportRecord, LedgerTx, Outcome, Result, Seen, Shape, Store, StoreError,
+    AccountRecord, ImportRecord, LedgerTx, Lookup, Outcome, Result, Seen, Shape, Store, StoreError,
     StoredKey,
 };
 use crate::ledger::{CLIENT_CODE, FileType, Value};
@@ -88,12 +92,6 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(64);
         let mut store = SqliteStore { conn, path };
         store.migrate()?;
-        store.conn.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS seen (
-                 kind INTEGER NOT NULL, a INTEGER NOT NULL, b INTEGER NOT NULL,
-                 line INTEGER NOT NULL, PRIMARY KEY (kind, a, b)
-             ) WITHOUT ROWID;",
-        )?;
         Ok(store)
     }
 
@@ -299,14 +297,20 @@ impl Store for SqliteStore {
     }
 
     fn begin_import(&mut self, account_id: i64) -> Result<Box<dyn LedgerTx + '_>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM temp.seen", [])?;
+        // An unchecked transaction borrows the connection immutably, so the
+        // ledger can also hold statements prepared on it for the whole file.
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         Ok(Box::new(SqliteLedger {
+            shapes: Vec::new(),
+            conn: &self.conn,
             tx,
             account_id,
-            shapes: Vec::new(),
+            seen: [
+                SeenLines::default(),
+                SeenLines::default(),
+                SeenLines::default(),
+            ],
+            user_links: HashMap::new(),
         }))
     }
 
@@ -365,108 +369,234 @@ impl Store for SqliteStore {
     }
 }
 
-/// The SQL of one [`Shape`], built once per file.
-struct ShapeSql {
+/// The statements of one [`Shape`], prepared once per file.
+struct ShapeStatements<'c> {
     width: usize,
-    find: String,
-    insert: String,
-    update: String,
+    /// The digest of the column names, where a row's digest starts.
+    salt: u64,
+    find: Statement<'c>,
+    fetch: Statement<'c>,
+    insert: Statement<'c>,
+    update: Statement<'c>,
 }
 
 struct SqliteLedger<'c> {
+    // Declared before `tx`: statements are finalized before the transaction
+    // ends (fields drop in order).
+    shapes: Vec<ShapeStatements<'c>>,
+    conn: &'c Connection,
     tx: Transaction<'c>,
     account_id: i64,
-    shapes: Vec<ShapeSql>,
+    /// Rows of clients, items and contacts this file touched.
+    seen: [SeenLines; 3],
+    /// (user, client) pairs of a users file; staff lists are small.
+    user_links: HashMap<(i64, i64), u64>,
 }
 
-impl SqliteLedger<'_> {
-    fn shape_sql(&self, shape: Shape) -> &ShapeSql {
-        &self.shapes[shape.0]
+/// FNV-1a, 64 bits: small, fast on short rows, and stable across versions
+/// and platforms, which a digest kept in the database must be.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+fn digest_salt(columns: &[&str]) -> u64 {
+    columns
+        .iter()
+        .fold(FNV_OFFSET, |h, c| fnv(fnv(h, c.as_bytes()), &[0xff]))
+}
+
+/// The digest of a row's values in a shape: the shape's column names, then
+/// each value tagged with its type so that `NULL`, `1` and `'1'` differ.
+/// Stored as the i64 SQLite keeps.
+fn digest(salt: u64, values: &[Value]) -> i64 {
+    let h = values.iter().fold(salt, |h, v| match v {
+        Value::Null => fnv(h, &[0]),
+        Value::Int(i) => fnv(fnv(h, &[1]), &i.to_le_bytes()),
+        Value::Text(t) => fnv(fnv(fnv(h, &[2]), t.as_bytes()), &[0xff]),
+    });
+    // 0 is reserved for rows written outside a shape (STOCK clearing):
+    // their digest must never match, so their values are compared.
+    (if h == 0 { 1 } else { h }) as i64
+}
+
+/// The digest of a row whose values were changed outside a shape.
+const NO_DIGEST: i64 = 0;
+
+/// Whether a stored value equals one the engine computed.
+fn same_value(stored: ValueRef<'_>, value: &Value) -> bool {
+    match (stored, value) {
+        (ValueRef::Null, Value::Null) => true,
+        (ValueRef::Integer(a), Value::Int(b)) => a == *b,
+        (ValueRef::Text(a), Value::Text(b)) => a == b.as_bytes(),
+        _ => false,
     }
 }
 
-/// `ORDER`-independent: both the seen set and the items table are keyed by
-/// the account's own rows, so the subquery below only ever sees this file.
-const UNSEEN_OPEN_ITEMS: &str = "FROM items WHERE account_id = ?1 AND item_date_payment IS NULL
-     AND id NOT IN (SELECT a FROM temp.seen WHERE kind = 1)";
+/// The line on which a file first touched each row, as a dense array over
+/// the row ids seen so far (0 = not seen). Row ids of one account are
+/// close together, and a file mostly visits them in ascending order.
+#[derive(Debug, Default)]
+pub struct SeenLines {
+    base: i64,
+    lines: Vec<u32>,
+}
+
+impl SeenLines {
+    /// Records `line` for `id`; returns the earlier line if `id` was seen.
+    pub fn mark(&mut self, id: i64, line: u64) -> Option<u64> {
+        let line = u32::try_from(line).unwrap_or(u32::MAX).max(1);
+        if self.lines.is_empty() {
+            self.base = id;
+        } else if id < self.base {
+            let shift = (self.base - id) as usize;
+            self.lines.splice(0..0, std::iter::repeat_n(0, shift));
+            self.base = id;
+        }
+        let at = (id - self.base) as usize;
+        if at >= self.lines.len() {
+            self.lines.resize(at + 1, 0);
+        }
+        match self.lines[at] {
+            0 => {
+                self.lines[at] = line;
+                None
+            }
+            earlier => Some(u64::from(earlier)),
+        }
+    }
+
+    pub fn contains(&self, id: i64) -> bool {
+        id >= self.base
+            && self
+                .lines
+                .get((id - self.base) as usize)
+                .is_some_and(|l| *l != 0)
+    }
+}
+
+impl SqliteLedger<'_> {
+    /// The account's open items that this file did not touch.
+    fn unseen_open_items(&self) -> Result<Vec<i64>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT id FROM items WHERE account_id = ?1 AND item_date_payment IS NULL",
+        )?;
+        let seen = &self.seen[Seen::Item as usize];
+        let mut ids = Vec::new();
+        let mut rows = stmt.query([self.account_id])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            if !seen.contains(id) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+}
 
 impl LedgerTx for SqliteLedger<'_> {
     fn shape(&mut self, file_type: FileType, columns: &[&'static str]) -> Result<Shape> {
         let table = file_type.as_str();
         let cols: Vec<&str> = columns.iter().map(|c| sql_column(file_type, c)).collect();
-        let select = if cols.is_empty() {
-            String::new()
+        let find = format!("SELECT id, digest FROM {table} WHERE account_id = ?1 AND ident = ?2");
+        let fetch = if cols.is_empty() {
+            format!("SELECT id FROM {table} WHERE id = ?1")
         } else {
-            format!(", {}", cols.join(", "))
+            format!("SELECT {} FROM {table} WHERE id = ?1", cols.join(", "))
         };
-        let find = format!("SELECT id{select} FROM {table} WHERE account_id = ?1 AND ident = ?2");
-        let placeholders: Vec<String> = (0..cols.len()).map(|i| format!("?{}", i + 3)).collect();
         let insert = format!(
-            "INSERT INTO {table} (account_id, ident{select}) VALUES (?1, ?2{})",
-            placeholders
-                .iter()
-                .map(|p| format!(", {p}"))
+            "INSERT INTO {table} (account_id, ident, digest{}) VALUES (?1, ?2, ?3{})",
+            cols.iter().map(|c| format!(", {c}")).collect::<String>(),
+            (0..cols.len())
+                .map(|i| format!(", ?{}", i + 4))
                 .collect::<String>()
         );
-        let sets: Vec<String> = cols
+        let sets: String = cols
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("{c} = ?{}", i + 2))
+            .map(|(i, c)| format!(", {c} = ?{}", i + 3))
             .collect();
-        let update = if sets.is_empty() {
-            // Nothing to write: a harmless statement keeps the code uniform.
-            format!("UPDATE {table} SET id = id WHERE id = ?1")
-        } else {
-            format!("UPDATE {table} SET {} WHERE id = ?1", sets.join(", "))
-        };
-        self.shapes.push(ShapeSql {
+        let update = format!("UPDATE {table} SET digest = ?2{sets} WHERE id = ?1");
+        let salt = digest_salt(&cols);
+        self.shapes.push(ShapeStatements {
             width: cols.len(),
-            find,
-            insert,
-            update,
+            salt,
+            find: self.conn.prepare(&find)?,
+            fetch: self.conn.prepare(&fetch)?,
+            insert: self.conn.prepare(&insert)?,
+            update: self.conn.prepare(&update)?,
         });
         Ok(Shape(self.shapes.len() - 1))
     }
 
-    fn find(&mut self, shape: Shape, ident: &str) -> Result<Option<(i64, Vec<Value>)>> {
-        let sql = self.shape_sql(shape);
-        let width = sql.width;
-        let mut stmt = self.tx.prepare_cached(&sql.find)?;
-        let found = stmt
+    fn lookup(&mut self, shape: Shape, ident: &str, values: &[Value]) -> Result<Lookup> {
+        let st = &mut self.shapes[shape.0];
+        debug_assert!(values.is_empty() || values.len() == st.width);
+        // The identity index holds the digest: no need to read the row when
+        // the digest says the values are the ones already stored.
+        let found: Option<(i64, i64)> = st
+            .find
             .query_row(params![self.account_id, ident], |r| {
-                let id: i64 = r.get(0)?;
-                let mut values = Vec::with_capacity(width);
-                for i in 0..width {
-                    values.push(r.get::<_, Value>(i + 1)?);
-                }
-                Ok((id, values))
+                Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
-        Ok(found)
+        let Some((id, stored_digest)) = found else {
+            return Ok(Lookup::Missing);
+        };
+        if values.is_empty() || stored_digest == digest(st.salt, values) {
+            return Ok(Lookup::Same(id));
+        }
+        // Another shape wrote the row last, or a value changed: compare.
+        let same = st.fetch.query_row([id], |row| {
+            for (i, v) in values.iter().enumerate() {
+                if !same_value(row.get_ref(i)?, v) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })?;
+        Ok(if same {
+            Lookup::Same(id)
+        } else {
+            Lookup::Differs(id)
+        })
+    }
+
+    fn find_id(&mut self, shape: Shape, ident: &str) -> Result<Option<i64>> {
+        Ok(match self.lookup(shape, ident, &[])? {
+            Lookup::Missing => None,
+            Lookup::Same(id) | Lookup::Differs(id) => Some(id),
+        })
     }
 
     fn insert(&mut self, shape: Shape, ident: &str, values: &[Value]) -> Result<i64> {
-        let sql = self.shape_sql(shape);
-        debug_assert_eq!(values.len(), sql.width);
-        let mut stmt = self.tx.prepare_cached(&sql.insert)?;
-        stmt.raw_bind_parameter(1, self.account_id)?;
-        stmt.raw_bind_parameter(2, ident)?;
+        let st = &mut self.shapes[shape.0];
+        debug_assert_eq!(values.len(), st.width);
+        st.insert.raw_bind_parameter(1, self.account_id)?;
+        st.insert.raw_bind_parameter(2, ident)?;
+        st.insert.raw_bind_parameter(3, digest(st.salt, values))?;
         for (i, v) in values.iter().enumerate() {
-            stmt.raw_bind_parameter(i + 3, v)?;
+            st.insert.raw_bind_parameter(i + 4, v)?;
         }
-        stmt.raw_execute()?;
-        Ok(self.tx.last_insert_rowid())
+        st.insert.raw_execute()?;
+        Ok(self.conn.last_insert_rowid())
     }
 
     fn update(&mut self, shape: Shape, id: i64, values: &[Value]) -> Result<()> {
-        let sql = self.shape_sql(shape);
-        debug_assert_eq!(values.len(), sql.width);
-        let mut stmt = self.tx.prepare_cached(&sql.update)?;
-        stmt.raw_bind_parameter(1, id)?;
+        let st = &mut self.shapes[shape.0];
+        debug_assert_eq!(values.len(), st.width);
+        st.update.raw_bind_parameter(1, id)?;
+        st.update.raw_bind_parameter(2, digest(st.salt, values))?;
         for (i, v) in values.iter().enumerate() {
-            stmt.raw_bind_parameter(i + 2, v)?;
+            st.update.raw_bind_parameter(i + 3, v)?;
         }
-        stmt.raw_execute()?;
+        st.update.raw_execute()?;
         Ok(())
     }
 
@@ -491,22 +621,16 @@ impl LedgerTx for SqliteLedger<'_> {
     }
 
     fn mark_seen(&mut self, what: Seen, a: i64, b: i64, line: u64) -> Result<Option<u64>> {
-        let kind = what as i64;
-        let inserted = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO temp.seen (kind, a, b, line) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![kind, a, b, line as i64])?;
-        if inserted == 1 {
-            return Ok(None);
-        }
-        let earlier: i64 = self
-            .tx
-            .prepare_cached("SELECT line FROM temp.seen WHERE kind = ?1 AND a = ?2 AND b = ?3")?
-            .query_row(params![kind, a, b], |r| r.get(0))?;
-        Ok(Some(earlier as u64))
+        Ok(match what {
+            Seen::UserLink => match self.user_links.entry((a, b)) {
+                std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(line);
+                    None
+                }
+            },
+            _ => self.seen[what as usize].mark(a, line),
+        })
     }
 
     fn count_open_items(&mut self) -> Result<u64> {
@@ -518,32 +642,29 @@ impl LedgerTx for SqliteLedger<'_> {
     }
 
     fn count_unseen_open_items(&mut self) -> Result<u64> {
-        Ok(self.tx.query_row(
-            &format!("SELECT count(*) {UNSEEN_OPEN_ITEMS}"),
-            [self.account_id],
-            |r| r.get::<_, i64>(0),
-        )? as u64)
+        Ok(self.unseen_open_items()?.len() as u64)
     }
 
     fn clear_unseen_open_items(&mut self, date: &str) -> Result<u64> {
-        let n = self.tx.execute(
-            &format!(
-                "UPDATE items SET item_date_payment = ?2, item_amount_remaining_inc_tax = 0,
-                     item_amount_remaining = CASE WHEN item_amount_remaining IS NULL THEN NULL ELSE 0 END
-                 WHERE id IN (SELECT id {UNSEEN_OPEN_ITEMS})"
-            ),
-            params![self.account_id, date],
+        let ids = self.unseen_open_items()?;
+        let mut stmt = self.tx.prepare_cached(
+            "UPDATE items SET digest = ?3, item_date_payment = ?2, item_amount_remaining_inc_tax = 0,
+                 item_amount_remaining = CASE WHEN item_amount_remaining IS NULL THEN NULL ELSE 0 END
+             WHERE id = ?1",
         )?;
-        Ok(n as u64)
+        for id in &ids {
+            stmt.execute(params![id, date, NO_DIGEST])?;
+        }
+        Ok(ids.len() as u64)
     }
 
     fn set_collection_contact(&mut self, client_ref: i64, contact_id: i64) -> Result<()> {
         self.tx
             .prepare_cached(
-                "UPDATE contacts SET contact_collection = (id = ?2)
+                "UPDATE contacts SET contact_collection = (id = ?2), digest = ?3
                  WHERE client_ref = ?1 AND (contact_collection = 1 OR id = ?2)",
             )?
-            .execute(params![client_ref, contact_id])?;
+            .execute(params![client_ref, contact_id, NO_DIGEST])?;
         Ok(())
     }
 
@@ -559,30 +680,40 @@ impl LedgerTx for SqliteLedger<'_> {
     }
 
     fn unlink_users_not_seen(&mut self) -> Result<Vec<i64>> {
-        const STALE: &str = "FROM user_clients uc
-             WHERE uc.client_ref IN (SELECT b FROM temp.seen WHERE kind = 3)
-               AND NOT EXISTS (SELECT 1 FROM temp.seen s
-                               WHERE s.kind = 3 AND s.a = uc.user_id AND s.b = uc.client_ref)";
-        let users: Vec<i64> = {
+        let clients: std::collections::BTreeSet<i64> =
+            self.user_links.keys().map(|(_, client)| *client).collect();
+        let mut stale: Vec<(i64, i64)> = Vec::new();
+        {
             let mut stmt = self
                 .tx
-                .prepare(&format!("SELECT DISTINCT uc.user_id {STALE} ORDER BY 1"))?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        self.tx.execute(
-            &format!(
-                "DELETE FROM user_clients WHERE (user_id, client_ref) IN
-                 (SELECT uc.user_id, uc.client_ref {STALE})"
-            ),
-            [],
-        )?;
+                .prepare_cached("SELECT user_id FROM user_clients WHERE client_ref = ?1")?;
+            for &client in &clients {
+                let users = stmt.query_map([client], |r| r.get::<_, i64>(0))?;
+                for user in users {
+                    let user = user?;
+                    if !self.user_links.contains_key(&(user, client)) {
+                        stale.push((user, client));
+                    }
+                }
+            }
+        }
+        let mut delete = self
+            .tx
+            .prepare_cached("DELETE FROM user_clients WHERE user_id = ?1 AND client_ref = ?2")?;
+        for (user, client) in &stale {
+            delete.execute(params![user, client])?;
+        }
+        let mut users: Vec<i64> = stale.into_iter().map(|(u, _)| u).collect();
+        users.sort_unstable();
+        users.dedup();
         Ok(users)
     }
 
     fn commit(self: Box<Self>, import_id: i64, outcome: &Outcome<'_>) -> Result<()> {
-        record_outcome(&self.tx, import_id, outcome)?;
-        self.tx.commit()?;
+        let SqliteLedger { shapes, tx, .. } = *self;
+        drop(shapes);
+        record_outcome(&tx, import_id, outcome)?;
+        tx.commit()?;
         Ok(())
     }
 }
@@ -616,6 +747,33 @@ mod tests {
                 assert!(names.iter().any(|n| n == want), "{t}.{want} missing");
             }
         }
+    }
+
+    #[test]
+    fn seen_lines_remember_the_first_line_in_any_id_order() {
+        let mut s = SeenLines::default();
+        assert_eq!(s.mark(100, 2), None);
+        assert_eq!(s.mark(105, 3), None);
+        assert_eq!(s.mark(90, 4), None, "below the first id");
+        assert_eq!(s.mark(100, 5), Some(2));
+        assert_eq!(s.mark(90, 6), Some(4));
+        assert!(s.contains(105) && !s.contains(101) && !s.contains(89) && !s.contains(500));
+    }
+
+    #[test]
+    fn digests_tell_types_columns_and_values_apart() {
+        let salt = digest_salt(&["a", "b"]);
+        let d = |v: &[Value]| digest(salt, v);
+        let one = [Value::Int(1), Value::Null];
+        assert_eq!(d(&one), d(&one.clone()));
+        assert_ne!(d(&one), d(&[Value::Text("1".into()), Value::Null]));
+        assert_ne!(d(&one), d(&[Value::Null, Value::Int(1)]));
+        assert_ne!(
+            d(&[Value::Text("ab".into()), Value::Text("c".into())]),
+            d(&[Value::Text("a".into()), Value::Text("bc".into())])
+        );
+        assert_ne!(digest(digest_salt(&["a", "c"]), &one), d(&one));
+        assert_ne!(d(&one), NO_DIGEST);
     }
 
     #[test]

@@ -4,7 +4,15 @@
 -- store and the export share one vocabulary (src/ledger.rs). Amounts are
 -- INTEGER micro-units (6 decimals), booleans 0/1, dates TEXT YYYY-MM-DD.
 -- `ident` is the identity the engine computes for upserts (SPEC §7);
+-- `digest` a 64-bit hash of the values last written with their column names
+-- (store::sqlite::digest). The identity index carries it, so a line whose
+-- values did not change is recognized from the index alone, without reading
+-- the row: the nightly re-send of an unchanged export is the common case.
+-- An identity is unique per account: the engine looks it up before each
+-- insert, inside the single writer's transaction.
 -- `client_ref` is the row id of the client a line names by client_code.
+-- Removing an account cascades through account_id, which every ledger table
+-- indexes as the first column of its identity.
 
 CREATE TABLE accounts (
     id            INTEGER PRIMARY KEY,
@@ -44,6 +52,7 @@ CREATE TABLE clients (
     id INTEGER PRIMARY KEY,
     account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
     ident TEXT NOT NULL,
+    digest INTEGER NOT NULL,
     client_code TEXT NOT NULL,
     client_business_name TEXT NOT NULL,
     client_unique_key TEXT,
@@ -102,7 +111,7 @@ CREATE TABLE clients (
     client_field_perso10 TEXT,
     client_field_perso11 TEXT,
     client_field_perso12 TEXT,
-    UNIQUE (account_id, ident)
+    UNIQUE (account_id, ident, digest)
 );
 
 CREATE UNIQUE INDEX clients_by_unique_key ON clients(account_id, client_unique_key)
@@ -112,7 +121,8 @@ CREATE TABLE items (
     id INTEGER PRIMARY KEY,
     account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
     ident TEXT NOT NULL,
-    client_ref INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    digest INTEGER NOT NULL,
+    client_ref INTEGER NOT NULL,
     item_type TEXT NOT NULL,
     item_number TEXT NOT NULL,
     item_date_issue TEXT NOT NULL,
@@ -143,17 +153,21 @@ CREATE TABLE items (
     item_field_perso10 TEXT,
     item_field_perso11 TEXT,
     item_field_perso12 TEXT,
-    UNIQUE (account_id, ident)
+    UNIQUE (account_id, ident, digest)
 );
 
--- STOCK mode scans the open items of one account.
-CREATE INDEX items_open ON items(account_id) WHERE item_date_payment IS NULL;
-CREATE INDEX items_by_client ON items(client_ref);
+-- Items carry no index but their identity, and client_ref no foreign key:
+-- each costs a B-tree write or lookup per imported line, and a million-line
+-- file is the common case. The engine sets client_ref from a lookup in the
+-- same transaction, and clients are deleted only with their account, which
+-- takes its items along. STOCK mode finds an account's open items through
+-- the identity index's account_id.
 
 CREATE TABLE contacts (
     id INTEGER PRIMARY KEY,
     account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
     ident TEXT NOT NULL,
+    digest INTEGER NOT NULL,
     client_ref INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
     contact_lastname TEXT NOT NULL,
     contact_firstname TEXT,
@@ -167,7 +181,7 @@ CREATE TABLE contacts (
     contact_email_copy_collection_auto INTEGER,
     contact_comments TEXT,
     contact_unique_key TEXT,
-    UNIQUE (account_id, ident)
+    UNIQUE (account_id, ident, digest)
 );
 
 CREATE INDEX contacts_by_client ON contacts(client_ref);
@@ -176,11 +190,12 @@ CREATE TABLE users (
     id INTEGER PRIMARY KEY,
     account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
     ident TEXT NOT NULL,
+    digest INTEGER NOT NULL,
     user_lastname TEXT NOT NULL,
     user_firstname TEXT,
     user_email TEXT,
     user_matricule TEXT,
-    UNIQUE (account_id, ident)
+    UNIQUE (account_id, ident, digest)
 );
 
 CREATE TABLE user_clients (
