@@ -330,3 +330,29 @@ fn export_import_round_trip_through_the_cli() {
         "{history}"
     );
 }
+
+/// The README's walkthrough imports these; they must keep doing what it says.
+#[test]
+fn readme_example_files_import_as_described() {
+    let e = Env::new();
+    e.run(&["account", "add", "acme"]);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/examples");
+    let files: Vec<PathBuf> = ["clients", "items", "contacts", "users"]
+        .iter()
+        .map(|t| dir.join(format!("{t}_20251205.csv")))
+        .collect();
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let (status, r, _) = e.import(&["--pretty"], &[]);
+    assert_eq!(status, 2, "no file given is a usage error");
+    assert!(r.is_empty());
+    let (status, r, _) = e.import(&[], &refs);
+    assert_eq!(status, 0);
+    assert_eq!(r[0]["nb_client_added"], 2);
+    assert_eq!(r[1]["nb_item_added"], 2);
+    assert_eq!(
+        r[1]["exception_lines"]["line 4"],
+        "Unknown client_code: 'C0009'"
+    );
+    assert_eq!(r[2]["nb_contact_added"], 1);
+    assert_eq!(r[3]["nb_user_added"], 1);
+}

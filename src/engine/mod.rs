@@ -489,10 +489,27 @@ impl Line<'_> {
     }
 }
 
-/// Resolves `client_code` to the client's row id, with a small cache: item
-/// files name the same clients over and over.
+/// Resolves `client_code` to the client's row id, with a cache: item files
+/// name the same clients over and over.
+///
+/// Codes are short, so the cache keeps them inline in the key (one cache
+/// line per lookup, no pointer to chase into the heap); a longer code is
+/// simply looked up in the store each time.
 pub struct ClientLookup {
-    cache: rustc_hash::FxHashMap<String, i64>,
+    cache: std::collections::HashMap<InlineCode, i64>,
+}
+
+/// A client code of at most 23 bytes, stored with its length.
+type InlineCode = [u8; 24];
+
+fn inline_code(code: &str) -> Option<InlineCode> {
+    let bytes = code.as_bytes();
+    (bytes.len() < 24).then(|| {
+        let mut key = [0u8; 24];
+        key[0] = bytes.len() as u8;
+        key[1..=bytes.len()].copy_from_slice(bytes);
+        key
+    })
 }
 
 /// Clients a lookup keeps; an account with more simply looks the rest up.
@@ -501,7 +518,7 @@ const CLIENT_CACHE_LIMIT: usize = 100_000;
 impl ClientLookup {
     pub fn new() -> Self {
         ClientLookup {
-            cache: rustc_hash::FxHashMap::default(),
+            cache: std::collections::HashMap::new(),
         }
     }
 
@@ -510,14 +527,15 @@ impl ClientLookup {
         tx: &mut dyn LedgerTx,
         code: &str,
     ) -> Result<Option<i64>, StoreError> {
-        if let Some(id) = self.cache.get(code) {
+        let key = inline_code(code);
+        if let Some(id) = key.as_ref().and_then(|k| self.cache.get(k)) {
             return Ok(Some(*id));
         }
         let found = tx.client_by_code(code)?;
-        if let Some(id) = found
+        if let (Some(id), Some(key)) = (found, key)
             && self.cache.len() < CLIENT_CACHE_LIMIT
         {
-            self.cache.insert(code.to_string(), id);
+            self.cache.insert(key, id);
         }
         Ok(found)
     }
