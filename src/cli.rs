@@ -368,7 +368,7 @@ fn import(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> {
             received_at: chrono::Utc::now(),
             progress: bar
                 .clone()
-                .map(|b| Box::new(move |n| b.set_position(n)) as Box<dyn Fn(u64)>),
+                .map(|b| Box::new(move |n| b.set_position(n)) as Box<dyn Fn(u64) + Send>),
         };
         let report = match engine::import_file(&mut store, request) {
             Ok(r) => r,

@@ -906,3 +906,39 @@ fn a_file_with_fewer_columns_compares_only_what_it_has() {
     let r = l.import("clients.csv", "client_code;client_business_name\nC1;B\n");
     assert_eq!(r["nb_client_modified"], 1);
 }
+
+#[test]
+fn client_codes_resolve_through_the_store_when_the_map_cannot_hold_them() {
+    // A code too long for the in-memory map makes every line ask the store:
+    // the same answers either way.
+    let mut l = Ledger::new();
+    let long = "CLIENT-WITH-A-VERY-LONG-CODE-0001";
+    l.import(
+        "clients.csv",
+        format!("client_code;client_business_name\nC1;A\n{long};B\n"),
+    );
+    let r = l.import(
+        "items.csv",
+        items_file(&[
+            item("C1", "FAC", "1", "2025-01-01", "10"),
+            item(long, "FAC", "2", "2025-01-01", "10"),
+            item("C9", "FAC", "3", "2025-01-01", "10"),
+        ]),
+    );
+    assert_eq!(r["nb_item_added"], 2, "{r:#}");
+    assert_eq!(
+        exceptions(&r),
+        vec![("line 4".into(), "Unknown client_code: 'C9'".into())]
+    );
+    let r = l.import(
+        "users.csv",
+        format!("client_code;user_lastname\n{long};Roy\nC9;Lee\n"),
+    );
+    assert_eq!(r["nb_user_added"], 1);
+    assert_eq!(exceptions(&r)[0].1, "Unknown client_code: 'C9'");
+    let r = l.import(
+        "contacts.csv",
+        format!("client_code;contact_lastname\n{long};Roy\n"),
+    );
+    assert_eq!(r["nb_contact_added"], 1);
+}

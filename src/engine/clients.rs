@@ -5,45 +5,69 @@
 //! in a present column clears that field. `client_unique_key` must not be
 //! held by another client.
 
-use super::{Field, Handler, HeaderMap, Line, Upserted, duplicate_message, upsert};
+use super::{
+    Field, Handler, HeaderMap, Line, LineParser, Parsed, Upserted, duplicate_message, upsert,
+};
 use crate::engine::report::Counts;
 use crate::ledger::FileType;
 use crate::store::{LedgerTx, Seen, Shape, StoreError};
 
-pub struct Clients {
+/// The columns a clients file writes: those it has, in its order.
+fn columns(header: &HeaderMap) -> Vec<Field> {
+    header.present_fields(&[])
+}
+
+pub struct ClientParser {
     fields: Vec<Field>,
     code: Field,
     unique_key: Field,
+}
+
+impl ClientParser {
+    pub fn new(header: &HeaderMap) -> Self {
+        ClientParser {
+            fields: columns(header),
+            code: header.field("client_code"),
+            unique_key: header.field("client_unique_key"),
+        }
+    }
+}
+
+impl LineParser for ClientParser {
+    fn parse(&self, line: &Line<'_>) -> Parsed {
+        let mut p = Parsed::new(line.number);
+        p.values = line.values(&self.fields, &mut p.errors);
+        p.ident = line.non_empty(&self.code);
+        p.key = line.non_empty(&self.unique_key);
+        p
+    }
+}
+
+pub struct Clients {
     shape: Shape,
 }
 
 impl Clients {
     pub fn new(header: &HeaderMap, tx: &mut dyn LedgerTx) -> Result<Self, StoreError> {
-        let fields = header.present_fields(&[]);
-        let names: Vec<&'static str> = fields.iter().map(Field::name).collect();
+        let names: Vec<&'static str> = columns(header).iter().map(Field::name).collect();
         Ok(Clients {
             shape: tx.shape(FileType::Clients, &names)?,
-            fields,
-            code: header.field("client_code"),
-            unique_key: header.field("client_unique_key"),
         })
     }
 }
 
 impl Handler for Clients {
-    fn line(
+    fn apply(
         &mut self,
         tx: &mut dyn LedgerTx,
-        line: &Line<'_>,
+        line: Parsed,
         counts: &mut Counts,
     ) -> Result<Result<(), String>, StoreError> {
-        let mut errors = Vec::new();
-        let values = line.values(&self.fields, &mut errors);
-        if !errors.is_empty() {
-            return Ok(Err(errors.join("; ")));
+        if !line.errors.is_empty() {
+            return Ok(Err(line.errors.join("; ")));
         }
-        let code = line.raw(&self.code).unwrap_or_default();
-        if let Some(key) = line.raw(&self.unique_key).filter(|k| !k.is_empty())
+        let code = line.ident.as_deref().expect("client_code is required");
+        if let Some(key) = &line.key
             && let Some((_, holder)) = tx.client_code_by_unique_key(key)?
             && holder != code
         {
@@ -51,7 +75,14 @@ impl Handler for Clients {
                 "client_unique_key '{key}' is already used by client_code '{holder}'"
             )));
         }
-        match upsert(tx, self.shape, Seen::Client, code, &values, line.number)? {
+        match upsert(
+            tx,
+            self.shape,
+            Seen::Client,
+            code,
+            &line.values,
+            line.number,
+        )? {
             Upserted::Added(_) => counts.nb_client_added += 1,
             Upserted::Modified(_) => counts.nb_client_modified += 1,
             Upserted::Unchanged(_) => counts.nb_client_unchanged += 1,

@@ -7,83 +7,110 @@
 //! match case-insensitively. `contact_collection = 1` on an added contact
 //! makes it its client's single collection contact.
 
-use super::{ClientLookup, Field, Handler, HeaderMap, Line, duplicate_message};
+use super::{
+    ClientCodes, Field, Handler, HeaderMap, Line, LineParser, Parsed, duplicate_message,
+    resolve_client,
+};
 use crate::engine::report::Counts;
 use crate::ledger::{FileType, Value};
 use crate::store::{LedgerTx, Seen, Shape, StoreError};
 
-pub struct Contacts {
+/// The columns a contacts file writes: those it has, in its order, and the
+/// role last (it has a default).
+fn columns(header: &HeaderMap) -> Vec<Field> {
+    let mut fields = header.present_fields(&["contact_role"]);
+    fields.push(header.field("contact_role"));
+    fields
+}
+
+fn position(fields: &[Field], name: &str) -> Option<usize> {
+    fields.iter().position(|f| f.name() == name)
+}
+
+pub struct ContactParser {
     fields: Vec<Field>,
-    client: usize,
     role: usize,
-    collection: Option<usize>,
+    client: Field,
     lastname: Field,
     firstname: Field,
     email: Field,
     unique_key: Field,
-    shape: Shape,
-    clients: ClientLookup,
+    clients: std::sync::Arc<ClientCodes>,
 }
 
-impl Contacts {
-    pub fn new(header: &HeaderMap, tx: &mut dyn LedgerTx) -> Result<Self, StoreError> {
-        let mut fields = header.present_fields(&["contact_role"]);
-        fields.push(header.field("contact_role"));
-        let names: Vec<&'static str> = fields.iter().map(Field::name).collect();
-        let position = |name: &str| names.iter().position(|n| *n == name);
-        Ok(Contacts {
-            shape: tx.shape(FileType::Contacts, &names)?,
-            client: position("client_code").expect("client_code is required"),
-            role: names.len() - 1,
-            collection: position("contact_collection"),
+impl ContactParser {
+    pub fn new(header: &HeaderMap, clients: std::sync::Arc<ClientCodes>) -> Self {
+        let fields = columns(header);
+        ContactParser {
+            role: fields.len() - 1,
+            fields,
+            client: header.field("client_code"),
             lastname: header.field("contact_lastname"),
             firstname: header.field("contact_firstname"),
             email: header.field("contact_email"),
             unique_key: header.field("contact_unique_key"),
-            fields,
-            clients: ClientLookup::new(),
+            clients,
+        }
+    }
+}
+
+impl LineParser for ContactParser {
+    /// `ident` holds the names and email, lower-cased: the handler prefixes
+    /// the client it resolves.
+    fn parse(&self, line: &Line<'_>) -> Parsed {
+        let mut p = Parsed::new(line.number);
+        p.values = line.values(&self.fields, &mut p.errors);
+        if p.values[self.role].is_null() {
+            p.values[self.role] = Value::Text("other".into());
+        }
+        p.client_code = line.non_empty(&self.client);
+        self.clients.resolve(&mut p, false);
+        p.key = line.non_empty(&self.unique_key);
+        let part = |f: &Field| line.raw(f).unwrap_or_default().to_lowercase();
+        p.ident = Some(format!(
+            "{}\u{1f}{}\u{1f}{}",
+            part(&self.lastname),
+            part(&self.firstname),
+            part(&self.email)
+        ));
+        p
+    }
+}
+
+pub struct Contacts {
+    shape: Shape,
+    client: usize,
+    collection: Option<usize>,
+}
+
+impl Contacts {
+    pub fn new(header: &HeaderMap, tx: &mut dyn LedgerTx) -> Result<Self, StoreError> {
+        let fields = columns(header);
+        let names: Vec<&'static str> = fields.iter().map(Field::name).collect();
+        Ok(Contacts {
+            shape: tx.shape(FileType::Contacts, &names)?,
+            client: position(&fields, "client_code").expect("client_code is required"),
+            collection: position(&fields, "contact_collection"),
         })
     }
 }
 
 impl Handler for Contacts {
-    fn line(
+    fn apply(
         &mut self,
         tx: &mut dyn LedgerTx,
-        line: &Line<'_>,
+        mut line: Parsed,
         counts: &mut Counts,
     ) -> Result<Result<(), String>, StoreError> {
-        let mut errors = Vec::new();
-        let mut values = line.values(&self.fields, &mut errors);
-        let mut client_ref = None;
-        if let Some(code) = line
-            .raw(&self.fields[self.client])
-            .filter(|c| !c.is_empty())
-        {
-            match self.clients.resolve(tx, code)? {
-                Some(id) => client_ref = Some(id),
-                None => errors.push(format!("Unknown client_code: '{code}'")),
-            }
-        }
-        if !errors.is_empty() {
-            return Ok(Err(errors.join("; ")));
+        let client_ref = resolve_client(tx, &mut line, false)?;
+        if !line.errors.is_empty() {
+            return Ok(Err(line.errors.join("; ")));
         }
         let client_ref = client_ref.expect("client_code is required");
-        values[self.client] = Value::Int(client_ref);
-        if values[self.role].is_null() {
-            values[self.role] = Value::Text("other".into());
-        }
-        let ident = match line.raw(&self.unique_key).filter(|k| !k.is_empty()) {
+        line.values[self.client] = Value::Int(client_ref);
+        let ident = match &line.key {
             Some(key) => format!("K:{key}"),
-            None => {
-                let part = |f: &Field| line.raw(f).unwrap_or_default().to_lowercase();
-                format!(
-                    "N:{client_ref}\u{1f}{}\u{1f}{}\u{1f}{}",
-                    part(&self.lastname),
-                    part(&self.firstname),
-                    part(&self.email)
-                )
-            }
+            None => format!("N:{client_ref}\u{1f}{}", line.ident.unwrap_or_default()),
         };
         let id = match tx.find_id(self.shape, &ident)? {
             Some(id) => {
@@ -93,12 +120,12 @@ impl Handler for Contacts {
                 counts.nb_contact_unchanged += 1;
                 return Ok(Ok(()));
             }
-            None => tx.insert(self.shape, &ident, &values)?,
+            None => tx.insert(self.shape, &ident, &line.values)?,
         };
         tx.mark_seen(Seen::Contact, id, 0, line.number)?;
         counts.nb_contact_added += 1;
         if let Some(i) = self.collection
-            && values[i] == Value::Int(1)
+            && line.values[i] == Value::Int(1)
         {
             tx.set_collection_contact(client_ref, id)?;
         }

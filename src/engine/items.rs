@@ -12,7 +12,10 @@
 //! safety rules of SPEC §7.
 
 use super::options::ImportOptions;
-use super::{ClientLookup, Field, Handler, HeaderMap, Line, Upserted, duplicate_message, upsert};
+use super::{
+    ClientCodes, Field, Handler, HeaderMap, Line, LineParser, Parsed, Upserted, duplicate_message,
+    resolve_client, upsert,
+};
 use crate::engine::report::{Counts, Report};
 use crate::ledger::{FileType, Value};
 use crate::store::{LedgerTx, Seen, Shape, StoreError};
@@ -39,7 +42,15 @@ const PAYMENT: usize = 7;
 /// STOCK never refuses to clear this many items or fewer, whatever the ratio.
 const STOCK_SAFE_CLEAR_COUNT: u64 = 100;
 
-pub struct Items {
+/// The columns an items file writes: the state columns, then the others it
+/// has, in its order.
+fn columns(header: &HeaderMap) -> Vec<Field> {
+    let mut fields: Vec<Field> = STATE.iter().map(|n| header.field(n)).collect();
+    fields.extend(header.present_fields(&STATE));
+    fields
+}
+
+pub struct ItemParser {
     fields: Vec<Field>,
     /// Positions in `fields` of the amounts whose sign the type decides.
     amounts: Vec<usize>,
@@ -47,31 +58,18 @@ pub struct Items {
     remaining_ex_tax: Option<usize>,
     initial_ex_tax: Option<usize>,
     unique_key: Field,
-    shape: Shape,
-    clients: ClientLookup,
     options: ImportOptions,
-    today: String,
-    stock: Option<Stock>,
+    clients: std::sync::Arc<ClientCodes>,
 }
 
-/// What STOCK mode tracks while the file is read.
-struct Stock {
-    open_before: u64,
-    /// A rejected line whose item could not be identified, and how many.
-    unidentified: Option<(u64, u64)>,
-}
-
-impl Items {
+impl ItemParser {
     pub fn new(
         header: &HeaderMap,
         options: &ImportOptions,
-        today: &str,
-        tx: &mut dyn LedgerTx,
-    ) -> Result<Self, StoreError> {
-        let mut fields: Vec<Field> = STATE.iter().map(|n| header.field(n)).collect();
-        fields.extend(header.present_fields(&STATE));
-        let names: Vec<&'static str> = fields.iter().map(Field::name).collect();
-        let position = |name: &str| names.iter().position(|n| *n == name);
+        clients: std::sync::Arc<ClientCodes>,
+    ) -> Self {
+        let fields = columns(header);
+        let position = |name: &str| fields.iter().position(|f| f.name() == name);
         let amounts = [
             "item_amount_initial_inc_tax",
             "item_amount_remaining_inc_tax",
@@ -81,26 +79,15 @@ impl Items {
         .iter()
         .filter_map(|n| position(n))
         .collect();
-        let stock = if options.clear_items_not_modified {
-            Some(Stock {
-                open_before: tx.count_open_items()?,
-                unidentified: None,
-            })
-        } else {
-            None
-        };
-        Ok(Items {
-            shape: tx.shape(FileType::Items, &names)?,
+        ItemParser {
             remaining_ex_tax: position("item_amount_remaining"),
             initial_ex_tax: position("item_amount_initial"),
             amounts,
             fields,
             unique_key: header.field("item_unique_key"),
-            clients: ClientLookup::new(),
             options: options.clone(),
-            today: today.to_string(),
-            stock,
-        })
+            clients,
+        }
     }
 
     /// The item's identity from the raw cells, readable even when other
@@ -113,23 +100,17 @@ impl Items {
         let issue = super::fields::parse_date(line.raw(&self.fields[ISSUE])?)?;
         Some(format!("N:{}:{number}", chrono::Datelike::year(&issue)))
     }
+}
 
-    /// Parses and checks the line; the values in shape order, or the
-    /// messages of everything wrong with it.
-    fn parse(
-        &mut self,
-        tx: &mut dyn LedgerTx,
-        line: &Line<'_>,
-    ) -> Result<Result<Vec<Value>, String>, StoreError> {
-        let mut errors = Vec::new();
-        let mut values = line.values(&self.fields, &mut errors);
+impl LineParser for ItemParser {
+    fn parse(&self, line: &Line<'_>) -> Parsed {
+        let mut p = Parsed::new(line.number);
+        p.ident = self.identity(line);
+        p.client_code = line.non_empty(&self.fields[CLIENT]);
+        let mut values = line.values(&self.fields, &mut p.errors);
+        self.clients.resolve(&mut p, false);
+        let errors = &mut p.errors;
 
-        if let Some(code) = line.raw(&self.fields[CLIENT]).filter(|c| !c.is_empty()) {
-            match self.clients.resolve(tx, code)? {
-                Some(id) => values[CLIENT] = Value::Int(id),
-                None => errors.push(format!("Unknown client_code: '{code}'")),
-            }
-        }
         let mut item_type = None;
         if let Some(raw) = line.raw(&self.fields[TYPE]).filter(|t| !t.is_empty()) {
             match self.options.item_type(raw) {
@@ -172,9 +153,6 @@ impl Items {
                 }
             }
         }
-        if !errors.is_empty() {
-            return Ok(Err(errors.join("; ")));
-        }
         if values[REMAINING].is_null() {
             values[REMAINING] = values[INITIAL].clone();
         }
@@ -190,40 +168,82 @@ impl Items {
                 }
             }
         }
-        Ok(Ok(values))
+        p.values = values;
+        p
+    }
+}
+
+pub struct Items {
+    shape: Shape,
+    options: ImportOptions,
+    today: String,
+    stock: Option<Stock>,
+}
+
+/// What STOCK mode tracks while the file is read.
+struct Stock {
+    open_before: u64,
+    /// A rejected line whose item could not be identified, and how many.
+    unidentified: Option<(u64, u64)>,
+}
+
+impl Items {
+    pub fn new(
+        header: &HeaderMap,
+        options: &ImportOptions,
+        today: &str,
+        tx: &mut dyn LedgerTx,
+    ) -> Result<Self, StoreError> {
+        let names: Vec<&'static str> = columns(header).iter().map(Field::name).collect();
+        let stock = if options.clear_items_not_modified {
+            Some(Stock {
+                open_before: tx.count_open_items()?,
+                unidentified: None,
+            })
+        } else {
+            None
+        };
+        Ok(Items {
+            shape: tx.shape(FileType::Items, &names)?,
+            options: options.clone(),
+            today: today.to_string(),
+            stock,
+        })
     }
 }
 
 impl Handler for Items {
-    fn line(
+    fn apply(
         &mut self,
         tx: &mut dyn LedgerTx,
-        line: &Line<'_>,
+        mut line: Parsed,
         counts: &mut Counts,
     ) -> Result<Result<(), String>, StoreError> {
-        let identity = self.identity(line);
-        let values = match self.parse(tx, line)? {
-            Ok(values) => values,
-            Err(message) => {
-                // STOCK: a rejected line still says its item is there.
-                if let Some(stock) = &mut self.stock {
-                    match &identity {
-                        Some(ident) => {
-                            if let Some(id) = tx.find_id(self.shape, ident)? {
-                                tx.mark_seen(Seen::Item, id, 0, line.number)?;
-                            }
-                        }
-                        None => {
-                            let (first, n) = stock.unidentified.unwrap_or((line.number, 0));
-                            stock.unidentified = Some((first, n + 1));
+        if let Some(id) = resolve_client(tx, &mut line, false)? {
+            line.values[CLIENT] = Value::Int(id);
+        }
+        if !line.errors.is_empty() {
+            // STOCK: a rejected line still says its item is there.
+            if let Some(stock) = &mut self.stock {
+                match &line.ident {
+                    Some(ident) => {
+                        if let Some(id) = tx.find_id(self.shape, ident)? {
+                            tx.mark_seen(Seen::Item, id, 0, line.number)?;
                         }
                     }
+                    None => {
+                        let (first, n) = stock.unidentified.unwrap_or((line.number, 0));
+                        stock.unidentified = Some((first, n + 1));
+                    }
                 }
-                return Ok(Err(message));
             }
-        };
-        let ident = identity.expect("a valid line has a number and an issue date");
-        match upsert(tx, self.shape, Seen::Item, &ident, &values, line.number)? {
+            return Ok(Err(line.errors.join("; ")));
+        }
+        let ident = line
+            .ident
+            .as_deref()
+            .expect("a valid line has a number and an issue date");
+        match upsert(tx, self.shape, Seen::Item, ident, &line.values, line.number)? {
             Upserted::Added(_) => counts.nb_item_added += 1,
             Upserted::Modified(_) => counts.nb_item_modified += 1,
             Upserted::Unchanged(_) => counts.nb_item_unchanged += 1,

@@ -55,7 +55,7 @@ pub struct ImportRequest<'a> {
     pub explicit: &'a [(String, String)],
     pub received_at: DateTime<Utc>,
     /// Called with the number of bytes read so far, for a progress bar.
-    pub progress: Option<Box<dyn Fn(u64)>>,
+    pub progress: Option<Box<dyn Fn(u64) + Send>>,
 }
 
 /// A failure that is not the file's fault: the store or the disk failed.
@@ -169,7 +169,7 @@ fn run<'s, 'o: 's>(
     req: &ImportRequest<'_>,
     file_type: FileType,
     options: &ImportOptions,
-    progress: Option<Box<dyn Fn(u64)>>,
+    progress: Option<Box<dyn Fn(u64) + Send>>,
     report: &mut Report,
 ) -> Result<Option<Box<dyn LedgerTx + 's>>, EngineError> {
     let read_error = |source| EngineError::Read {
@@ -197,8 +197,8 @@ fn run<'s, 'o: 's>(
         }
     };
     report.encoding = Some(encoding.name().to_string());
-    let raw: Box<dyn Read> = Box::new(reading::Progress::new(file, progress));
-    let mut opened = match reading::open(raw, encoding) {
+    let raw: Box<dyn Read + Send> = Box::new(reading::Progress::new(file, progress));
+    let opened = match reading::open(raw, encoding) {
         Ok(o) => o,
         Err(e) => {
             fail(report, e)?;
@@ -218,74 +218,75 @@ fn run<'s, 'o: 's>(
 
     let mut tx = store.begin_import(req.account_id)?;
     let today = fields::format_date(req.received_at.date_naive());
-    let mut handler: Box<dyn Handler> = match file_type {
-        FileType::Clients => Box::new(clients::Clients::new(&header, tx.as_mut())?),
-        FileType::Items => Box::new(items::Items::new(&header, options, &today, tx.as_mut())?),
-        FileType::Contacts => Box::new(contacts::Contacts::new(&header, tx.as_mut())?),
-        FileType::Users => Box::new(users::Users::new(&header, options, tx.as_mut())?),
+    let clients = if file_type == FileType::Clients {
+        None
+    } else {
+        Some(std::sync::Arc::new(ClientCodes::load(tx.as_mut())?))
+    };
+    let clients = || clients.clone().expect("loaded for every type but clients");
+    let (parser, mut handler): (Box<dyn LineParser>, Box<dyn Handler>) = match file_type {
+        FileType::Clients => (
+            Box::new(clients::ClientParser::new(&header)),
+            Box::new(clients::Clients::new(&header, tx.as_mut())?),
+        ),
+        FileType::Items => (
+            Box::new(items::ItemParser::new(&header, options, clients())),
+            Box::new(items::Items::new(&header, options, &today, tx.as_mut())?),
+        ),
+        FileType::Contacts => (
+            Box::new(contacts::ContactParser::new(&header, clients())),
+            Box::new(contacts::Contacts::new(&header, tx.as_mut())?),
+        ),
+        FileType::Users => (
+            Box::new(users::UserParser::new(&header, clients())),
+            Box::new(users::Users::new(&header, options, tx.as_mut())?),
+        ),
     };
 
-    let mut record = csv::ByteRecord::new();
+    // Two threads, so that a large file uses both cores: this one applies
+    // lines through the store while a reader thread decodes, splits and
+    // parses the next ones. A bounded channel of batches keeps memory
+    // bounded whatever the file size.
     let mut counts = Counts::default();
-    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
-    loop {
-        match opened.records.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let message = if let Some(line) = opened.guard.unterminated_at.get() {
-                    format!("line {line}: a quoted field is never closed (unterminated quote)")
-                } else if let Some(line) = opened.guard.too_long_at.get() {
-                    format!(
-                        "line {line}: the record is longer than {} bytes (an unterminated quote?)",
-                        reading::MAX_RECORD_BYTES
-                    )
-                } else if let csv::ErrorKind::Io(io) = e.kind() {
-                    return Err(read_error(std::io::Error::new(io.kind(), io.to_string())));
-                } else {
-                    format!("{e}")
-                };
-                report.fail(ErrorCode::CsvBadSyntax, message);
-                return Ok(None);
+    let ended = std::thread::scope(|scope| -> Result<ReadEnd, StoreError> {
+        let (sender, batches) = std::sync::mpsc::sync_channel::<Batch>(PIPELINE_DEPTH);
+        let parser = parser.as_ref();
+        let header = &header;
+        scope.spawn(move || read_lines(opened, header, parser, sender));
+        for batch in batches.iter() {
+            match batch {
+                Batch::Lines(lines) => {
+                    for read in lines {
+                        report.lines_read += 1;
+                        let (number, outcome) = match read {
+                            ReadLine::Parsed(parsed) => {
+                                let number = parsed.number;
+                                (number, handler.apply(tx.as_mut(), parsed, &mut counts)?)
+                            }
+                            ReadLine::Skipped { number, message } => (number, Err(message)),
+                        };
+                        match outcome {
+                            Ok(()) => report.lines_imported += 1,
+                            Err(message) => report.exception(number, message),
+                        }
+                    }
+                }
+                Batch::End(end) => return Ok(end),
             }
         }
-        let end = opened.records.position().byte();
-        let inner_newlines = memchr::memchr_iter(b'\n', record.as_slice()).count() as u64;
-        let line = opened.lines.record_line(end, inner_newlines);
-        // Blank lines (csv yields a single empty field) are skipped.
-        if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
-            continue;
+        // The reader ends every stream with `End`; a missing one means the
+        // thread panicked.
+        Ok(ReadEnd::Failed(std::io::Error::other(
+            "the file reader stopped unexpectedly",
+        )))
+    })?;
+    match ended {
+        ReadEnd::Complete => {}
+        ReadEnd::BadSyntax(message) => {
+            report.fail(ErrorCode::CsvBadSyntax, message);
+            return Ok(None);
         }
-        report.lines_read += 1;
-        if record.len() != header.width {
-            report.exception(
-                line,
-                format!(
-                    "Column count doesn't match (defined={}, found={})",
-                    header.width,
-                    record.len()
-                ),
-            );
-            continue;
-        }
-        // Validate the record once and hand out slices of it: no copy per
-        // cell. (The encoding was checked or transcoded before, so this
-        // fails only on a lossy decode of an explicitly chosen encoding.)
-        let Ok(text) = std::str::from_utf8(record.as_slice()) else {
-            report.exception(line, "Invalid UTF-8 in this line");
-            continue;
-        };
-        ranges.clear();
-        ranges.extend((0..record.len()).filter_map(|i| record.range(i)));
-        let l = Line {
-            number: line,
-            text,
-            ranges: &ranges,
-        };
-        match handler.line(tx.as_mut(), &l, &mut counts)? {
-            Ok(()) => report.lines_imported += 1,
-            Err(message) => report.exception(line, message),
-        }
+        ReadEnd::Failed(e) => return Err(read_error(e)),
     }
     handler.finish(tx.as_mut(), &mut counts, report)?;
     report.set_counts(counts);
@@ -298,14 +299,159 @@ fn run<'s, 'o: 's>(
     Ok(Some(tx))
 }
 
-/// What a file type does with each line and at the end of the file.
+/// Batches in flight between the reader thread and the store.
+const PIPELINE_DEPTH: usize = 4;
+/// Lines per batch: large enough that the channel costs nothing per line.
+const BATCH_LINES: usize = 512;
+
+/// What the reader thread sends, in file order.
+enum Batch {
+    Lines(Vec<ReadLine>),
+    End(ReadEnd),
+}
+
+enum ReadLine {
+    Parsed(Parsed),
+    /// A line refused before its cells were looked at (column count).
+    Skipped {
+        number: u64,
+        message: String,
+    },
+}
+
+enum ReadEnd {
+    Complete,
+    /// A file-level syntax error: nothing of the file may be applied.
+    BadSyntax(String),
+    Failed(std::io::Error),
+}
+
+/// The reader thread: records → lines with physical numbers → parsed lines,
+/// in batches. Stops early when the receiving side has gone.
+fn read_lines(
+    mut opened: reading::Opened,
+    header: &HeaderMap,
+    parser: &dyn LineParser,
+    sender: std::sync::mpsc::SyncSender<Batch>,
+) {
+    let mut record = csv::ByteRecord::new();
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut batch = Vec::with_capacity(BATCH_LINES);
+    let end = loop {
+        match opened.records.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break ReadEnd::Complete,
+            Err(e) => {
+                break if let Some(line) = opened.guard.unterminated_at() {
+                    ReadEnd::BadSyntax(format!(
+                        "line {line}: a quoted field is never closed (unterminated quote)"
+                    ))
+                } else if let Some(line) = opened.guard.too_long_at() {
+                    ReadEnd::BadSyntax(format!(
+                        "line {line}: the record is longer than {} bytes (an unterminated quote?)",
+                        reading::MAX_RECORD_BYTES
+                    ))
+                } else if let csv::ErrorKind::Io(io) = e.kind() {
+                    ReadEnd::Failed(std::io::Error::new(io.kind(), io.to_string()))
+                } else {
+                    ReadEnd::BadSyntax(e.to_string())
+                };
+            }
+        }
+        let end = opened.records.position().byte();
+        let inner_newlines = memchr::memchr_iter(b'\n', record.as_slice()).count() as u64;
+        let number = opened.lines.record_line(end, inner_newlines);
+        // Blank lines (csv yields a single empty field) are skipped.
+        if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let read = if record.len() != header.width {
+            ReadLine::Skipped {
+                number,
+                message: format!(
+                    "Column count doesn't match (defined={}, found={})",
+                    header.width,
+                    record.len()
+                ),
+            }
+        } else if let Ok(text) = std::str::from_utf8(record.as_slice()) {
+            // Validated once; cells are slices of the record, not copies.
+            // (The encoding was checked or transcoded before, so this fails
+            // only on a lossy decode of an explicitly chosen encoding.)
+            ranges.clear();
+            ranges.extend((0..record.len()).filter_map(|i| record.range(i)));
+            ReadLine::Parsed(parser.parse(&Line {
+                number,
+                text,
+                ranges: &ranges,
+            }))
+        } else {
+            ReadLine::Skipped {
+                number,
+                message: "Invalid UTF-8 in this line".into(),
+            }
+        };
+        batch.push(read);
+        if batch.len() == BATCH_LINES {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_LINES));
+            if sender.send(Batch::Lines(full)).is_err() {
+                return;
+            }
+        }
+    };
+    if !batch.is_empty() && sender.send(Batch::Lines(batch)).is_err() {
+        return;
+    }
+    let _ = sender.send(Batch::End(end));
+}
+
+/// A line as far as it can be understood without the store: parsed on the
+/// reader thread, applied by the file type's [`Handler`].
+#[derive(Debug)]
+pub struct Parsed {
+    pub number: u64,
+    /// The values of the parser's columns, in its order.
+    pub values: Vec<Value>,
+    /// Everything wrong with the line so far, in column order.
+    pub errors: Vec<String>,
+    /// The record's identity, when readable (also on a rejected line); its
+    /// meaning is the file type's.
+    pub ident: Option<String>,
+    /// The `client_code` cell, when present and non-empty.
+    pub client_code: Option<String>,
+    /// The client it names, once resolved.
+    pub client_ref: Option<i64>,
+    /// A unique key cell, when present and non-empty.
+    pub key: Option<String>,
+}
+
+impl Parsed {
+    fn new(number: u64) -> Parsed {
+        Parsed {
+            number,
+            values: Vec::new(),
+            errors: Vec::new(),
+            ident: None,
+            client_code: None,
+            client_ref: None,
+            key: None,
+        }
+    }
+}
+
+/// The store-free half of a file type, run on the reader thread.
+trait LineParser: Sync {
+    fn parse(&self, line: &Line<'_>) -> Parsed;
+}
+
+/// The half of a file type that applies parsed lines through the store.
 trait Handler {
     /// Applies one line. The inner `Err` is the message of a skipped line;
     /// the outer one an internal error.
-    fn line(
+    fn apply(
         &mut self,
         tx: &mut dyn LedgerTx,
-        line: &Line<'_>,
+        line: Parsed,
         counts: &mut Counts,
     ) -> Result<Result<(), String>, StoreError>;
 
@@ -446,6 +592,13 @@ impl Line<'_> {
             .map(|p| self.text[self.ranges[p].clone()].trim())
     }
 
+    /// The trimmed cell, when the file has the column and it is not empty.
+    pub fn non_empty(&self, field: &Field) -> Option<String> {
+        self.raw(field)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+
     /// A required text cell (empty → error).
     pub fn required(&self, field: &Field) -> Result<&str, FieldError> {
         match self.raw(field) {
@@ -489,14 +642,17 @@ impl Line<'_> {
     }
 }
 
-/// Resolves `client_code` to the client's row id, with a cache: item files
-/// name the same clients over and over.
+/// The account's clients by code, loaded once per file and shared with the
+/// reader thread, which then resolves `client_code` itself: no file adds
+/// clients while it imports items, contacts or users, so a complete map is
+/// authoritative. Past [`CLIENT_MAP_LIMIT`] clients the map is left empty
+/// and each line asks the store ([`resolve_client`]).
 ///
-/// Codes are short, so the cache keeps them inline in the key (one cache
-/// line per lookup, no pointer to chase into the heap); a longer code is
-/// simply looked up in the store each time.
-pub struct ClientLookup {
-    cache: std::collections::HashMap<InlineCode, i64>,
+/// Codes are short, so they are kept inline in the key: one cache line per
+/// lookup, no pointer to chase into the heap.
+pub struct ClientCodes {
+    map: std::collections::HashMap<InlineCode, i64>,
+    complete: bool,
 }
 
 /// A client code of at most 23 bytes, stored with its length.
@@ -512,39 +668,78 @@ fn inline_code(code: &str) -> Option<InlineCode> {
     })
 }
 
-/// Clients a lookup keeps; an account with more simply looks the rest up.
-const CLIENT_CACHE_LIMIT: usize = 100_000;
+/// Clients a [`ClientCodes`] map holds at most (about 40 bytes each).
+const CLIENT_MAP_LIMIT: usize = 200_000;
 
-impl ClientLookup {
-    pub fn new() -> Self {
-        ClientLookup {
-            cache: std::collections::HashMap::new(),
-        }
+impl ClientCodes {
+    pub fn load(tx: &mut dyn LedgerTx) -> Result<ClientCodes, StoreError> {
+        let codes = tx.client_codes(CLIENT_MAP_LIMIT + 1)?;
+        let complete = codes.len() <= CLIENT_MAP_LIMIT
+            && codes.iter().all(|(code, _)| inline_code(code).is_some());
+        let map = if complete {
+            codes
+                .iter()
+                .filter_map(|(code, id)| Some((inline_code(code)?, *id)))
+                .collect()
+        } else {
+            Default::default()
+        };
+        Ok(ClientCodes { map, complete })
     }
 
-    pub fn resolve(
-        &mut self,
-        tx: &mut dyn LedgerTx,
-        code: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        let key = inline_code(code);
-        if let Some(id) = key.as_ref().and_then(|k| self.cache.get(k)) {
-            return Ok(Some(*id));
+    /// Resolves the line's `client_code` when the map can: sets
+    /// `client_ref`, or records the unknown code as an error (first in the
+    /// message with `first`) and forgets it so the store is not asked.
+    pub fn resolve(&self, line: &mut Parsed, first: bool) {
+        if !self.complete {
+            return;
         }
-        let found = tx.client_by_code(code)?;
-        if let (Some(id), Some(key)) = (found, key)
-            && self.cache.len() < CLIENT_CACHE_LIMIT
-        {
-            self.cache.insert(key, id);
+        let Some(code) = &line.client_code else {
+            return;
+        };
+        match inline_code(code).and_then(|k| self.map.get(&k)) {
+            Some(id) => line.client_ref = Some(*id),
+            None => {
+                let message = unknown_client(code);
+                line.client_code = None;
+                if first {
+                    line.errors.insert(0, message);
+                } else {
+                    line.errors.push(message);
+                }
+            }
         }
-        Ok(found)
     }
 }
 
-impl Default for ClientLookup {
-    fn default() -> Self {
-        Self::new()
+fn unknown_client(code: &str) -> String {
+    format!("Unknown client_code: '{code}'")
+}
+
+/// The client a parsed line names: resolved by the reader thread, or asked
+/// of the store when the account has too many clients for the map. An
+/// unknown code becomes an error of the line.
+pub fn resolve_client(
+    tx: &mut dyn LedgerTx,
+    line: &mut Parsed,
+    first: bool,
+) -> Result<Option<i64>, StoreError> {
+    if line.client_ref.is_some() {
+        return Ok(line.client_ref);
     }
+    let Some(code) = line.client_code.take() else {
+        return Ok(None);
+    };
+    let found = tx.client_by_code(&code)?;
+    if found.is_none() {
+        if first {
+            line.errors.insert(0, unknown_client(&code));
+        } else {
+            line.errors.push(unknown_client(&code));
+        }
+    }
+    line.client_ref = found;
+    Ok(found)
 }
 
 /// The message for a line that repeats an earlier line's record.

@@ -6,11 +6,11 @@
 //! in memory; a record is capped at [`MAX_RECORD_BYTES`] so that a stray
 //! quote cannot make dropgate buffer the rest of a large file.
 
-use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use encoding_rs_io::DecodeReaderBytesBuilder;
@@ -126,16 +126,27 @@ fn first_invalid_utf8(file: &mut File) -> io::Result<Option<(u64, u8)>> {
 }
 
 /// Shared between the [`QuoteGuard`] and the caller, which reads it after
-/// the CSV reader has finished or failed.
+/// the CSV reader has finished or failed. (Both live on the thread that
+/// reads the file; the atomics and the mutex only make it `Send`.)
 #[derive(Debug, Default)]
 pub struct GuardState {
-    /// The line on which an unterminated quoted field opened, at EOF.
-    pub unterminated_at: Cell<Option<u64>>,
-    /// The line of a record that grew past [`MAX_RECORD_BYTES`].
-    pub too_long_at: Cell<Option<u64>>,
+    /// The line on which an unterminated quoted field opened, at EOF (0:
+    /// none; lines start at 1).
+    unterminated_at: AtomicU64,
+    /// The line of a record that grew past [`MAX_RECORD_BYTES`] (0: none).
+    too_long_at: AtomicU64,
     /// Stream offsets of the newlines passed to the CSV reader and not yet
     /// accounted for by [`LineCounter`]: at most a read buffer's worth.
-    newlines: RefCell<VecDeque<u64>>,
+    newlines: Mutex<VecDeque<u64>>,
+}
+
+impl GuardState {
+    pub fn unterminated_at(&self) -> Option<u64> {
+        Some(self.unterminated_at.load(Ordering::Relaxed)).filter(|l| *l != 0)
+    }
+    pub fn too_long_at(&self) -> Option<u64> {
+        Some(self.too_long_at.load(Ordering::Relaxed)).filter(|l| *l != 0)
+    }
 }
 
 /// Physical line numbers for records.
@@ -150,7 +161,7 @@ pub struct LineCounter {
     first: u64,
     /// Newlines before the current position.
     passed: u64,
-    shared: Rc<GuardState>,
+    shared: Arc<GuardState>,
 }
 
 impl LineCounter {
@@ -158,7 +169,7 @@ impl LineCounter {
     /// `end` and whose fields hold `inner_newlines` line breaks. Records
     /// must be asked for in order.
     pub fn record_line(&mut self, end: u64, inner_newlines: u64) -> u64 {
-        let mut newlines = self.shared.newlines.borrow_mut();
+        let mut newlines = self.shared.newlines.lock().expect("never poisoned");
         // The terminator itself is the byte just before `end` (LF), or
         // at `end` (the LF of a CRLF, not consumed yet): not counted.
         while newlines.front().is_some_and(|&nl| nl + 1 < end) {
@@ -195,11 +206,11 @@ pub struct QuoteGuard<R> {
     record_bytes: u64,
     /// Bytes passed on before the current buffer.
     offset: u64,
-    shared: Rc<GuardState>,
+    shared: Arc<GuardState>,
 }
 
 impl<R: Read> QuoteGuard<R> {
-    pub fn new(inner: R, separator: u8, first_line: u64, shared: Rc<GuardState>) -> Self {
+    pub fn new(inner: R, separator: u8, first_line: u64, shared: Arc<GuardState>) -> Self {
         QuoteGuard {
             inner,
             separator,
@@ -216,7 +227,8 @@ impl<R: Read> QuoteGuard<R> {
         self.line += 1;
         self.shared
             .newlines
-            .borrow_mut()
+            .lock()
+            .expect("never poisoned")
             .push_back(self.offset + index_in_buffer as u64);
     }
 
@@ -287,7 +299,9 @@ impl<R: Read> Read for QuoteGuard<R> {
         let n = self.inner.read(buf)?;
         if n == 0 {
             if self.state == QuoteState::Quoted {
-                self.shared.unterminated_at.set(Some(self.quote_opened_at));
+                self.shared
+                    .unterminated_at
+                    .store(self.quote_opened_at, Ordering::Relaxed);
                 return Err(io::Error::other("unterminated quoted field"));
             }
             return Ok(0);
@@ -301,7 +315,7 @@ impl<R: Read> Read for QuoteGuard<R> {
             } else {
                 self.line
             };
-            self.shared.too_long_at.set(Some(at));
+            self.shared.too_long_at.store(at, Ordering::Relaxed);
             return Err(io::Error::other("record too long"));
         }
         Ok(n)
@@ -313,11 +327,11 @@ pub struct Progress<R> {
     inner: R,
     read: u64,
     reported: u64,
-    report: Option<Box<dyn Fn(u64)>>,
+    report: Option<Box<dyn Fn(u64) + Send>>,
 }
 
 impl<R> Progress<R> {
-    pub fn new(inner: R, report: Option<Box<dyn Fn(u64)>>) -> Self {
+    pub fn new(inner: R, report: Option<Box<dyn Fn(u64) + Send>>) -> Self {
         Progress {
             inner,
             read: 0,
@@ -347,15 +361,15 @@ pub struct Opened {
     pub layout: Layout,
     pub header: Header,
     /// The records after the header, as a CSV reader.
-    pub records: csv::Reader<QuoteGuard<Box<dyn Read>>>,
-    pub guard: Rc<GuardState>,
+    pub records: csv::Reader<QuoteGuard<Box<dyn Read + Send>>>,
+    pub guard: Arc<GuardState>,
     pub lines: LineCounter,
 }
 
 /// Decodes `raw` as `encoding`, finds the first non-blank line, sniffs the
 /// separator from it and parses it as the header.
-pub fn open(raw: Box<dyn Read>, encoding: &'static Encoding) -> Result<Opened, ReadError> {
-    let decoded: Box<dyn Read> = Box::new(
+pub fn open(raw: Box<dyn Read + Send>, encoding: &'static Encoding) -> Result<Opened, ReadError> {
+    let decoded: Box<dyn Read + Send> = Box::new(
         DecodeReaderBytesBuilder::new()
             .encoding(Some(encoding))
             .bom_override(true)
@@ -403,8 +417,8 @@ pub fn open(raw: Box<dyn Read>, encoding: &'static Encoding) -> Result<Opened, R
                 .to_lowercase()
         })
         .collect();
-    let guard = Rc::new(GuardState::default());
-    let rest: Box<dyn Read> = Box::new(decoded);
+    let guard = Arc::new(GuardState::default());
+    let rest: Box<dyn Read + Send> = Box::new(decoded);
     let records = csv::ReaderBuilder::new()
         .delimiter(separator)
         .has_headers(false)
@@ -445,7 +459,7 @@ fn sniff_separator(header: &[u8]) -> u8 {
 }
 
 fn parse_single_record(line: &[u8], separator: u8) -> Result<csv::ByteRecord, String> {
-    let guard = Rc::new(GuardState::default());
+    let guard = Arc::new(GuardState::default());
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(separator)
         .has_headers(false)
@@ -455,9 +469,7 @@ fn parse_single_record(line: &[u8], separator: u8) -> Result<csv::ByteRecord, St
     match reader.read_byte_record(&mut record) {
         Ok(true) => Ok(record),
         Ok(false) => Err("it is empty".into()),
-        Err(_) if guard.unterminated_at.get().is_some() => {
-            Err("a quoted name is not closed".into())
-        }
+        Err(_) if guard.unterminated_at().is_some() => Err("a quoted name is not closed".into()),
         Err(e) => Err(e.to_string()),
     }
 }

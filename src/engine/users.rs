@@ -9,7 +9,10 @@
 use std::collections::HashMap;
 
 use super::options::ImportOptions;
-use super::{ClientLookup, Field, Handler, HeaderMap, Line, duplicate_message};
+use super::{
+    ClientCodes, Field, Handler, HeaderMap, Line, LineParser, Parsed, duplicate_message,
+    resolve_client,
+};
 use crate::engine::report::{Counts, Report};
 use crate::ledger::FileType;
 use crate::store::{LedgerTx, Lookup, Seen, Shape, StoreError};
@@ -21,15 +24,61 @@ enum Fate {
     Added,
 }
 
-pub struct Users {
+/// The columns a users file writes: the user's, in the file's order (the
+/// client is a link, not a column of the user).
+fn columns(header: &HeaderMap) -> Vec<Field> {
+    header.present_fields(&["client_code"])
+}
+
+pub struct UserParser {
     fields: Vec<Field>,
     client: Field,
     firstname: Field,
     lastname: Field,
     email: Field,
     matricule: Field,
+    clients: std::sync::Arc<ClientCodes>,
+}
+
+impl UserParser {
+    pub fn new(header: &HeaderMap, clients: std::sync::Arc<ClientCodes>) -> Self {
+        UserParser {
+            fields: columns(header),
+            client: header.field("client_code"),
+            firstname: header.field("user_firstname"),
+            lastname: header.field("user_lastname"),
+            email: header.field("user_email"),
+            matricule: header.field("user_matricule"),
+            clients,
+        }
+    }
+}
+
+impl LineParser for UserParser {
+    fn parse(&self, line: &Line<'_>) -> Parsed {
+        let mut p = Parsed::new(line.number);
+        p.values = line.values(&self.fields, &mut p.errors);
+        match line.required(&self.client) {
+            Ok(code) => p.client_code = Some(code.to_string()),
+            Err(e) => p.errors.insert(0, e.to_string()),
+        }
+        self.clients.resolve(&mut p, true);
+        let cell = |f: &Field| line.raw(f).unwrap_or_default().to_lowercase();
+        let email = cell(&self.email);
+        let matricule = line.raw(&self.matricule).unwrap_or_default();
+        p.ident = Some(if !email.is_empty() {
+            format!("E:{email}")
+        } else if !matricule.is_empty() {
+            format!("M:{matricule}")
+        } else {
+            format!("N:{}\u{1f}{}", cell(&self.firstname), cell(&self.lastname))
+        });
+        p
+    }
+}
+
+pub struct Users {
     shape: Shape,
-    clients: ClientLookup,
     replace: bool,
     /// What happened to each user the file touched: staff lists are small.
     fates: HashMap<i64, Fate>,
@@ -41,17 +90,9 @@ impl Users {
         options: &ImportOptions,
         tx: &mut dyn LedgerTx,
     ) -> Result<Self, StoreError> {
-        let fields = header.present_fields(&["client_code"]);
-        let names: Vec<&'static str> = fields.iter().map(Field::name).collect();
+        let names: Vec<&'static str> = columns(header).iter().map(Field::name).collect();
         Ok(Users {
             shape: tx.shape(FileType::Users, &names)?,
-            fields,
-            client: header.field("client_code"),
-            firstname: header.field("user_firstname"),
-            lastname: header.field("user_lastname"),
-            email: header.field("user_email"),
-            matricule: header.field("user_matricule"),
-            clients: ClientLookup::new(),
             replace: options.replace_users_association,
             fates: HashMap::new(),
         })
@@ -61,44 +102,26 @@ impl Users {
         let entry = self.fates.entry(user).or_insert(fate);
         *entry = (*entry).max(fate);
     }
-
-    fn identity(&self, line: &Line<'_>) -> String {
-        let cell = |f: &Field| line.raw(f).unwrap_or_default().to_lowercase();
-        let email = cell(&self.email);
-        if !email.is_empty() {
-            return format!("E:{email}");
-        }
-        let matricule = line.raw(&self.matricule).unwrap_or_default();
-        if !matricule.is_empty() {
-            return format!("M:{matricule}");
-        }
-        format!("N:{}\u{1f}{}", cell(&self.firstname), cell(&self.lastname))
-    }
 }
 
 impl Handler for Users {
-    fn line(
+    fn apply(
         &mut self,
         tx: &mut dyn LedgerTx,
-        line: &Line<'_>,
+        mut line: Parsed,
         _counts: &mut Counts,
     ) -> Result<Result<(), String>, StoreError> {
-        let mut errors = Vec::new();
-        let values = line.values(&self.fields, &mut errors);
-        let mut client_ref = None;
-        match line.required(&self.client) {
-            Err(e) => errors.insert(0, e.to_string()),
-            Ok(code) => match self.clients.resolve(tx, code)? {
-                Some(id) => client_ref = Some(id),
-                None => errors.insert(0, format!("Unknown client_code: '{code}'")),
-            },
-        }
-        if !errors.is_empty() {
-            return Ok(Err(errors.join("; ")));
+        let client_ref = resolve_client(tx, &mut line, true)?;
+        if !line.errors.is_empty() {
+            return Ok(Err(line.errors.join("; ")));
         }
         let client_ref = client_ref.expect("checked above");
-        let ident = self.identity(line);
-        match tx.lookup(self.shape, &ident, &values)? {
+        let ident = line
+            .ident
+            .as_deref()
+            .expect("users always have an identity");
+        let values = &line.values;
+        match tx.lookup(self.shape, ident, values)? {
             found @ (Lookup::Same(user) | Lookup::Differs(user)) => {
                 if let Some(earlier) =
                     tx.mark_seen(Seen::UserLink, user, client_ref, line.number)?
@@ -107,7 +130,7 @@ impl Handler for Users {
                 }
                 let mut fate = Fate::Unchanged;
                 if found == Lookup::Differs(user) {
-                    tx.update(self.shape, user, &values)?;
+                    tx.update(self.shape, user, values)?;
                     fate = Fate::Modified;
                 }
                 if tx.link_user(user, client_ref)? {
@@ -116,7 +139,7 @@ impl Handler for Users {
                 self.record(user, fate);
             }
             Lookup::Missing => {
-                let user = tx.insert(self.shape, &ident, &values)?;
+                let user = tx.insert(self.shape, ident, values)?;
                 tx.mark_seen(Seen::UserLink, user, client_ref, line.number)?;
                 tx.link_user(user, client_ref)?;
                 self.record(user, Fate::Added);

@@ -164,6 +164,8 @@ pub trait LedgerTx {
 
     /// The client with this code, if any.
     fn client_by_code(&mut self, code: &str) -> Result<Option<i64>>;
+    /// The account's clients as (code, id), at most `limit` of them.
+    fn client_codes(&mut self, limit: usize) -> Result<Vec<(String, i64)>>;
     /// The code of the client holding this `client_unique_key`, if any.
     fn client_code_by_unique_key(&mut self, key: &str) -> Result<Option<(i64, String)>>;
 
