@@ -8,8 +8,10 @@
 -- (store::sqlite::digest). The identity index carries it, so a line whose
 -- values did not change is recognized from the index alone, without reading
 -- the row: the nightly re-send of an unchanged export is the common case.
--- An identity is unique per account: the engine looks it up before each
--- insert, inside the single writer's transaction.
+-- An identity is unique per account because the engine looks it up before
+-- each insert, inside the single writer's transaction; a UNIQUE index would
+-- repeat that search on every insert (and, with the digest in its key,
+-- could not express the rule anyway).
 -- `client_ref` is the row id of the client a line names by client_code.
 -- Removing an account cascades through account_id, which every ledger table
 -- indexes as the first column of its identity.
@@ -110,9 +112,9 @@ CREATE TABLE clients (
     client_field_perso9 TEXT,
     client_field_perso10 TEXT,
     client_field_perso11 TEXT,
-    client_field_perso12 TEXT,
-    UNIQUE (account_id, ident, digest)
+    client_field_perso12 TEXT
 );
+CREATE INDEX clients_identity ON clients(account_id, ident, digest);
 
 CREATE UNIQUE INDEX clients_by_unique_key ON clients(account_id, client_unique_key)
     WHERE client_unique_key IS NOT NULL;
@@ -152,9 +154,9 @@ CREATE TABLE items (
     item_field_perso9 TEXT,
     item_field_perso10 TEXT,
     item_field_perso11 TEXT,
-    item_field_perso12 TEXT,
-    UNIQUE (account_id, ident, digest)
+    item_field_perso12 TEXT
 );
+CREATE INDEX items_identity ON items(account_id, ident, digest);
 
 -- Items carry no index but their identity, and client_ref no foreign key:
 -- each costs a B-tree write or lookup per imported line, and a million-line
@@ -180,9 +182,9 @@ CREATE TABLE contacts (
     contact_collection INTEGER,
     contact_email_copy_collection_auto INTEGER,
     contact_comments TEXT,
-    contact_unique_key TEXT,
-    UNIQUE (account_id, ident, digest)
+    contact_unique_key TEXT
 );
+CREATE INDEX contacts_identity ON contacts(account_id, ident, digest);
 
 CREATE INDEX contacts_by_client ON contacts(client_ref);
 
@@ -194,9 +196,9 @@ CREATE TABLE users (
     user_lastname TEXT NOT NULL,
     user_firstname TEXT,
     user_email TEXT,
-    user_matricule TEXT,
-    UNIQUE (account_id, ident, digest)
+    user_matricule TEXT
 );
+CREATE INDEX users_identity ON users(account_id, ident, digest);
 
 CREATE TABLE user_clients (
     user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
