@@ -60,7 +60,7 @@ impl Handler for Clients {
     fn apply(
         &mut self,
         tx: &mut dyn LedgerTx,
-        line: Parsed,
+        line: &mut Parsed,
         counts: &mut Counts,
     ) -> Result<Result<(), String>, StoreError> {
         if !line.errors.is_empty() {

@@ -99,10 +99,10 @@ impl Handler for Contacts {
     fn apply(
         &mut self,
         tx: &mut dyn LedgerTx,
-        mut line: Parsed,
+        line: &mut Parsed,
         counts: &mut Counts,
     ) -> Result<Result<(), String>, StoreError> {
-        let client_ref = resolve_client(tx, &mut line, false)?;
+        let client_ref = resolve_client(tx, line, false)?;
         if !line.errors.is_empty() {
             return Ok(Err(line.errors.join("; ")));
         }
@@ -110,7 +110,10 @@ impl Handler for Contacts {
         line.values[self.client] = Value::Int(client_ref);
         let ident = match &line.key {
             Some(key) => format!("K:{key}"),
-            None => format!("N:{client_ref}\u{1f}{}", line.ident.unwrap_or_default()),
+            None => format!(
+                "N:{client_ref}\u{1f}{}",
+                line.ident.as_deref().unwrap_or_default()
+            ),
         };
         let id = match tx.find_id(self.shape, &ident)? {
             Some(id) => {

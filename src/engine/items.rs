@@ -216,10 +216,10 @@ impl Handler for Items {
     fn apply(
         &mut self,
         tx: &mut dyn LedgerTx,
-        mut line: Parsed,
+        line: &mut Parsed,
         counts: &mut Counts,
     ) -> Result<Result<(), String>, StoreError> {
-        if let Some(id) = resolve_client(tx, &mut line, false)? {
+        if let Some(id) = resolve_client(tx, line, false)? {
             line.values[CLIENT] = Value::Int(id);
         }
         if !line.errors.is_empty() {

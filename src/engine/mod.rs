@@ -250,26 +250,33 @@ fn run<'s, 'o: 's>(
     let mut counts = Counts::default();
     let ended = std::thread::scope(|scope| -> Result<ReadEnd, StoreError> {
         let (sender, batches) = std::sync::mpsc::sync_channel::<Batch>(PIPELINE_DEPTH);
+        // Spent batches go back to the reader, so that the strings it
+        // allocated are freed on its thread, off this one's critical path.
+        let (recycle, spent) = std::sync::mpsc::sync_channel::<Vec<ReadLine>>(PIPELINE_DEPTH + 1);
         let parser = parser.as_ref();
         let header = &header;
-        scope.spawn(move || read_lines(opened, header, parser, sender));
+        scope.spawn(move || read_lines(opened, header, parser, sender, spent));
         for batch in batches.iter() {
             match batch {
-                Batch::Lines(lines) => {
-                    for read in lines {
+                Batch::Lines(mut lines) => {
+                    for read in &mut lines {
                         report.lines_read += 1;
                         let (number, outcome) = match read {
-                            ReadLine::Parsed(parsed) => {
-                                let number = parsed.number;
-                                (number, handler.apply(tx.as_mut(), parsed, &mut counts)?)
+                            ReadLine::Parsed(parsed) => (
+                                parsed.number,
+                                handler.apply(tx.as_mut(), parsed, &mut counts)?,
+                            ),
+                            ReadLine::Skipped { number, message } => {
+                                (*number, Err(std::mem::take(message)))
                             }
-                            ReadLine::Skipped { number, message } => (number, Err(message)),
                         };
                         match outcome {
                             Ok(()) => report.lines_imported += 1,
                             Err(message) => report.exception(number, message),
                         }
                     }
+                    // Full or gone: either way the batch is dropped here.
+                    let _ = recycle.try_send(lines);
                 }
                 Batch::End(end) => return Ok(end),
             }
@@ -333,6 +340,7 @@ fn read_lines(
     header: &HeaderMap,
     parser: &dyn LineParser,
     sender: std::sync::mpsc::SyncSender<Batch>,
+    spent: std::sync::mpsc::Receiver<Vec<ReadLine>>,
 ) {
     let mut record = csv::ByteRecord::new();
     let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
@@ -393,7 +401,14 @@ fn read_lines(
         };
         batch.push(read);
         if batch.len() == BATCH_LINES {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_LINES));
+            let next = match spent.try_recv() {
+                Ok(mut reused) => {
+                    reused.clear();
+                    reused
+                }
+                Err(_) => Vec::with_capacity(BATCH_LINES),
+            };
+            let full = std::mem::replace(&mut batch, next);
             if sender.send(Batch::Lines(full)).is_err() {
                 return;
             }
@@ -451,7 +466,7 @@ trait Handler {
     fn apply(
         &mut self,
         tx: &mut dyn LedgerTx,
-        line: Parsed,
+        line: &mut Parsed,
         counts: &mut Counts,
     ) -> Result<Result<(), String>, StoreError>;
 

@@ -108,10 +108,10 @@ impl Handler for Users {
     fn apply(
         &mut self,
         tx: &mut dyn LedgerTx,
-        mut line: Parsed,
+        line: &mut Parsed,
         _counts: &mut Counts,
     ) -> Result<Result<(), String>, StoreError> {
-        let client_ref = resolve_client(tx, &mut line, true)?;
+        let client_ref = resolve_client(tx, line, true)?;
         if !line.errors.is_empty() {
             return Ok(Err(line.errors.join("; ")));
         }

@@ -316,7 +316,6 @@ impl Store for SqliteStore {
                 SeenLines::default(),
             ],
             user_links: HashMap::new(),
-            fresh: HashMap::new(),
             unseen_open: None,
         }))
     }
@@ -378,7 +377,6 @@ impl Store for SqliteStore {
 
 /// The statements of one [`Shape`], prepared once per file.
 struct ShapeStatements<'c> {
-    file_type: FileType,
     width: usize,
     /// The digest of the column names, where a row's digest starts.
     salt: u64,
@@ -399,9 +397,6 @@ struct SqliteLedger<'c> {
     seen: [SeenLines; 3],
     /// (user, client) pairs of a users file; staff lists are small.
     user_links: HashMap<(i64, i64), u64>,
-    /// For each table in which the account had no row when the file began:
-    /// the identities inserted since (see [`NewIdentities`]).
-    fresh: HashMap<FileType, NewIdentities>,
     /// STOCK: the unseen open items, found once for both counting and
     /// clearing (nothing writes items in between: both come after the
     /// last line).
@@ -465,45 +460,6 @@ fn same_value(stored: ValueRef<'_>, value: &Value) -> bool {
         (ValueRef::Integer(a), Value::Int(b)) => a == *b,
         (ValueRef::Text(a), Value::Text(b)) => a == b.as_bytes(),
         _ => false,
-    }
-}
-
-/// A Bloom filter of the identities inserted into a table that held none of
-/// the account's rows when the file began (a new account's first import):
-/// there, an identity the filter has not seen cannot be in the table, and
-/// its lookup is skipped. Fixed size (2 MiB, about 0.3% false positives at a
-/// million identities); a false positive only costs the lookup it would
-/// have cost anyway.
-pub struct NewIdentities {
-    bits: Vec<u64>,
-}
-
-const FILTER_BITS: u64 = 1 << 24;
-const FILTER_PROBES: u64 = 4;
-
-impl Default for NewIdentities {
-    fn default() -> Self {
-        NewIdentities {
-            bits: vec![0; (FILTER_BITS / 64) as usize],
-        }
-    }
-}
-
-impl NewIdentities {
-    fn probes(ident: &str) -> impl Iterator<Item = u64> {
-        let h1 = hash_bytes(SEED, ident.as_bytes());
-        let h2 = mix(h1, FILTER_BITS) | 1;
-        (0..FILTER_PROBES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % FILTER_BITS)
-    }
-
-    pub fn add(&mut self, ident: &str) {
-        for bit in Self::probes(ident) {
-            self.bits[(bit / 64) as usize] |= 1 << (bit % 64);
-        }
-    }
-
-    pub fn may_contain(&self, ident: &str) -> bool {
-        Self::probes(ident).all(|bit| self.bits[(bit / 64) as usize] & (1 << (bit % 64)) != 0)
     }
 }
 
@@ -610,18 +566,7 @@ impl LedgerTx for SqliteLedger<'_> {
             .collect();
         let update = format!("UPDATE {table} SET digest = ?2{sets} WHERE id = ?1");
         let salt = digest_salt(&cols);
-        if !self.fresh.contains_key(&file_type) {
-            let has_rows: bool = self.tx.query_row(
-                &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE account_id = ?1)"),
-                [self.account_id],
-                |r| r.get(0),
-            )?;
-            if !has_rows {
-                self.fresh.insert(file_type, NewIdentities::default());
-            }
-        }
         self.shapes.push(ShapeStatements {
-            file_type,
             width: cols.len(),
             salt,
             find: self.conn.prepare(&find)?,
@@ -635,13 +580,6 @@ impl LedgerTx for SqliteLedger<'_> {
     fn lookup(&mut self, shape: Shape, ident: &str, values: &[Value]) -> Result<Lookup> {
         let st = &mut self.shapes[shape.0];
         debug_assert!(values.is_empty() || values.len() == st.width);
-        if self
-            .fresh
-            .get(&st.file_type)
-            .is_some_and(|f| !f.may_contain(ident))
-        {
-            return Ok(Lookup::Missing);
-        }
         // The identity index holds the digest: no need to read the row when
         // the digest says the values are the ones already stored.
         let found: Option<(i64, i64)> = st
@@ -689,9 +627,6 @@ impl LedgerTx for SqliteLedger<'_> {
             st.insert.raw_bind_parameter(i + 4, v)?;
         }
         st.insert.raw_execute()?;
-        if let Some(fresh) = self.fresh.get_mut(&st.file_type) {
-            fresh.add(ident);
-        }
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -892,19 +827,6 @@ mod tests {
         );
         assert_ne!(digest(digest_salt(&["a", "c"]), &one), d(&one));
         assert_ne!(d(&one), NO_DIGEST);
-    }
-
-    #[test]
-    fn the_new_identities_filter_never_forgets() {
-        let mut f = NewIdentities::default();
-        for i in 0..10_000 {
-            f.add(&format!("N:2025:{i:08}"));
-        }
-        assert!((0..10_000).all(|i| f.may_contain(&format!("N:2025:{i:08}"))));
-        let false_positives = (10_000..20_000)
-            .filter(|i| f.may_contain(&format!("N:2025:{i:08}")))
-            .count();
-        assert!(false_positives < 10, "{false_positives}");
     }
 
     #[test]
