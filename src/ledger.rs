@@ -11,7 +11,7 @@
 use std::fmt;
 
 /// A value as it is stored: everything the ledger holds is null, an integer
-/// (amounts in micro-units, booleans, ids) or text (dates as `YYYY-MM-DD`).
+/// (amounts in micro-units, dates as `YYYYMMDD`, booleans, ids) or text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     Null,
@@ -43,7 +43,7 @@ impl Value {
 pub enum Kind {
     /// Free text, trimmed, at most `max` characters.
     Text { max: usize },
-    /// A calendar date, stored as `YYYY-MM-DD`.
+    /// A calendar date, stored as the number `YYYYMMDD`.
     Date,
     /// An exact decimal amount, stored as micro-units.
     Amount,

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use super::fields::format_amount;
+use super::fields::{format_amount, format_date_number};
 use crate::ledger::{FileType, Kind, Value};
 use crate::store::Store;
 
@@ -34,6 +34,7 @@ pub fn export(
             cells.push(match (column.kind, value) {
                 (_, Value::Null) => String::new(),
                 (Kind::Amount, Value::Int(micros)) => format_amount(*micros),
+                (Kind::Date, Value::Int(date)) => format_date_number(*date),
                 (_, Value::Int(i)) => i.to_string(),
                 (_, Value::Text(s)) => s.clone(),
             });

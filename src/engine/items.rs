@@ -98,7 +98,9 @@ impl ItemParser {
         }
         let number = line.raw(&self.fields[NUMBER]).filter(|n| !n.is_empty())?;
         let issue = super::fields::parse_date(line.raw(&self.fields[ISSUE])?)?;
-        Some(format!("N:{}:{number}", chrono::Datelike::year(&issue)))
+        // `YYYY:number`; a key's identity starts with `K:`, never with a
+        // digit, so the two cannot meet.
+        Some(format!("{}:{number}", chrono::Datelike::year(&issue)))
     }
 }
 
@@ -176,7 +178,8 @@ impl LineParser for ItemParser {
 pub struct Items {
     shape: Shape,
     options: ImportOptions,
-    today: String,
+    /// The clearing date of STOCK mode, in stored form.
+    today: i64,
     stock: Option<Stock>,
 }
 
@@ -191,7 +194,7 @@ impl Items {
     pub fn new(
         header: &HeaderMap,
         options: &ImportOptions,
-        today: &str,
+        today: i64,
         tx: &mut dyn LedgerTx,
     ) -> Result<Self, StoreError> {
         let names: Vec<&'static str> = columns(header).iter().map(Field::name).collect();
@@ -206,7 +209,7 @@ impl Items {
         Ok(Items {
             shape: tx.shape(FileType::Items, &names)?,
             options: options.clone(),
-            today: today.to_string(),
+            today,
             stock,
         })
     }
@@ -293,7 +296,7 @@ impl Handler for Items {
             ));
             return Ok(());
         }
-        counts.nb_item_cleared = tx.clear_unseen_open_items(&self.today)?;
+        counts.nb_item_cleared = tx.clear_unseen_open_items(self.today)?;
         Ok(())
     }
 }

@@ -217,7 +217,7 @@ fn run<'s, 'o: 's>(
     report.ignored_columns = header.ignored.clone();
 
     let mut tx = store.begin_import(req.account_id)?;
-    let today = fields::format_date(req.received_at.date_naive());
+    let today = fields::date_number(req.received_at.date_naive());
     let clients = if file_type == FileType::Clients {
         None
     } else {
@@ -231,7 +231,7 @@ fn run<'s, 'o: 's>(
         ),
         FileType::Items => (
             Box::new(items::ItemParser::new(&header, options, clients())),
-            Box::new(items::Items::new(&header, options, &today, tx.as_mut())?),
+            Box::new(items::Items::new(&header, options, today, tx.as_mut())?),
         ),
         FileType::Contacts => (
             Box::new(contacts::ContactParser::new(&header, clients())),

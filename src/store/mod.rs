@@ -177,9 +177,9 @@ pub trait LedgerTx {
     fn count_open_items(&mut self) -> Result<u64>;
     /// Open items this file did not mention.
     fn count_unseen_open_items(&mut self) -> Result<u64>;
-    /// Clears (pays on `date`, remaining 0) the open items this file did not
-    /// mention; returns how many.
-    fn clear_unseen_open_items(&mut self, date: &str) -> Result<u64>;
+    /// Clears (pays on `date`, in stored form `YYYYMMDD`, remaining 0) the
+    /// open items this file did not mention; returns how many.
+    fn clear_unseen_open_items(&mut self, date: i64) -> Result<u64>;
 
     /// Makes `contact_id` the only collection contact of its client.
     fn set_collection_contact(&mut self, client_ref: i64, contact_id: i64) -> Result<()>;

@@ -697,7 +697,7 @@ impl LedgerTx for SqliteLedger<'_> {
         Ok(self.unseen_open_items()?.len() as u64)
     }
 
-    fn clear_unseen_open_items(&mut self, date: &str) -> Result<u64> {
+    fn clear_unseen_open_items(&mut self, date: i64) -> Result<u64> {
         let ids = self.unseen_open_items()?.to_vec();
         self.unseen_open = None;
         let mut stmt = self.tx.prepare_cached(

@@ -2,7 +2,7 @@
 --
 -- Ledger tables use the CSV column names (SPEC §7) so that the engine, the
 -- store and the export share one vocabulary (src/ledger.rs). Amounts are
--- INTEGER micro-units (6 decimals), booleans 0/1, dates TEXT YYYY-MM-DD.
+-- INTEGER micro-units (6 decimals), booleans 0/1, dates INTEGER YYYYMMDD.
 -- `ident` is the identity the engine computes for upserts (SPEC §7);
 -- `digest` a 64-bit hash of the values last written with their column names
 -- (store::sqlite::digest). The identity index carries it, so a line whose
@@ -80,7 +80,7 @@ CREATE TABLE clients (
     client_group TEXT,
     client_comments TEXT,
     client_blocked INTEGER,
-    client_blocked_date TEXT,
+    client_blocked_date INTEGER,
     client_payment_mean TEXT,
     client_payment_term TEXT,
     client_credit_limit INTEGER,
@@ -90,8 +90,8 @@ CREATE TABLE clients (
     client_guarantee_insurer_reference TEXT,
     client_guarantee_score TEXT,
     client_guarantee_temporary INTEGER,
-    client_guarantee_temporary_date_start TEXT,
-    client_guarantee_temporary_date_end TEXT,
+    client_guarantee_temporary_date_start INTEGER,
+    client_guarantee_temporary_date_end INTEGER,
     client_others_guarantees INTEGER,
     client_guarantees_currency TEXT,
     client_commercial_firstname TEXT,
@@ -127,17 +127,17 @@ CREATE TABLE items (
     client_ref INTEGER NOT NULL,
     item_type TEXT NOT NULL,
     item_number TEXT NOT NULL,
-    item_date_issue TEXT NOT NULL,
-    item_date_due TEXT NOT NULL,
+    item_date_issue INTEGER NOT NULL,
+    item_date_due INTEGER NOT NULL,
     item_amount_initial_inc_tax INTEGER NOT NULL,
     item_amount_initial INTEGER,
     item_amount_remaining_inc_tax INTEGER,
     item_amount_remaining INTEGER,
     item_currency TEXT,
-    item_date_payment TEXT,
+    item_date_payment INTEGER,
     item_unique_key TEXT,
     item_erp_type TEXT,
-    item_date_order TEXT,
+    item_date_order INTEGER,
     item_order_number TEXT,
     item_file_number TEXT,
     item_business_case TEXT,
