@@ -9,9 +9,9 @@
 //! The flow of a file, and the modules in that order:
 //!
 //! ```text
-//! front doors (SFTP, FTP, HTTP; for now the `import` command in `cli`)
+//! doors         SFTP, FTP, HTTP (to come); today the `import` command in `cli`
 //!   → drop_area   naming rules: type, temporary names, name tags
-//!   → jobs        (durable queue, per-account order: to come with the doors)
+//!   → jobs        durable queue, per-account order (to come with the doors)
 //!   → engine      reading → fields → file types → report
 //!   → store       one transaction per file (SQLite)
 //! ```
@@ -23,8 +23,10 @@
 pub mod accounts;
 pub mod cli;
 pub mod config;
+pub mod doors;
 pub mod drop_area;
 pub mod engine;
+pub mod jobs;
 pub mod ledger;
 pub mod logging;
 pub mod store;

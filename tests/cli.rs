@@ -356,3 +356,38 @@ fn readme_example_files_import_as_described() {
     assert_eq!(r[2]["nb_contact_added"], 1);
     assert_eq!(r[3]["nb_user_added"], 1);
 }
+
+/// A person watching a large import sees a progress bar; `script` gives the
+/// command a terminal as stderr.
+#[test]
+fn a_large_import_shows_a_progress_bar_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return;
+    }
+    let e = Env::new();
+    e.run(&["account", "add", "acme"]);
+    let mut body = String::from("client_code;client_business_name\n");
+    for i in 0..60_000 {
+        body.push_str(&format!("C{i:06};Client number {i} with a longish name\n"));
+    }
+    let clients = e.file("clients.csv", &body);
+    assert!(std::fs::metadata(&clients).unwrap().len() > 1 << 20);
+    let command = format!(
+        "{} --data-dir {} import --account acme {} >/dev/null",
+        env!("CARGO_BIN_EXE_dropgate"),
+        e.data().display(),
+        clients.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{terminal}");
+    assert!(
+        terminal.contains("clients.csv") && terminal.contains("MiB"),
+        "{terminal:?}"
+    );
+}

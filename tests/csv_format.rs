@@ -497,3 +497,17 @@ fn exception_lines_are_capped_at_1000_with_the_total_counted() {
         .clone();
     assert_eq!(first, "line 2", "in line order");
 }
+
+#[test]
+fn a_record_over_one_mebibyte_fails_the_file_instead_of_being_buffered() {
+    let mut l = Ledger::new();
+    let huge = "x".repeat((1 << 20) + 10);
+    let r = l.import(
+        "clients.csv",
+        format!("client_code;client_business_name\nC1;A\nC2;{huge}\nC3;B\n"),
+    );
+    assert_eq!(r["error_code"], "CSV_BAD_SYNTAX");
+    let d = r["error_description"].as_str().unwrap();
+    assert!(d.starts_with("line 3:") && d.contains("longer than"), "{d}");
+    assert_eq!(l.count(FileType::Clients), 0);
+}

@@ -203,7 +203,11 @@ pub struct QuoteGuard<R> {
     state: QuoteState,
     line: u64,
     quote_opened_at: u64,
+    /// Bytes of the current record so far, and the line it started on.
     record_bytes: u64,
+    record_line: u64,
+    /// The first line of a record found longer than [`MAX_RECORD_BYTES`].
+    too_long: Option<u64>,
     /// Bytes passed on before the current buffer.
     offset: u64,
     shared: Arc<GuardState>,
@@ -218,8 +222,16 @@ impl<R: Read> QuoteGuard<R> {
             line: first_line,
             quote_opened_at: first_line,
             record_bytes: 0,
+            record_line: first_line,
+            too_long: None,
             offset: 0,
             shared,
+        }
+    }
+
+    fn check_size(&mut self) {
+        if self.record_bytes > MAX_RECORD_BYTES && self.too_long.is_none() {
+            self.too_long = Some(self.record_line);
         }
     }
 
@@ -269,8 +281,12 @@ impl<R: Read> QuoteGuard<R> {
                         continue;
                     }
                     if b == b'\n' {
+                        // The record ends here: check its size before the
+                        // count starts over.
+                        self.check_size();
                         self.newline(i);
                         self.record_bytes = 0;
+                        self.record_line = self.line;
                         self.state = FieldStart;
                     } else if b == self.separator {
                         self.state = FieldStart;
@@ -308,14 +324,9 @@ impl<R: Read> Read for QuoteGuard<R> {
         }
         self.scan(&buf[..n]);
         self.offset += n as u64;
-        if self.record_bytes > MAX_RECORD_BYTES {
-            let at = if self.state == QuoteState::Quoted || self.state == QuoteState::QuoteInQuoted
-            {
-                self.quote_opened_at
-            } else {
-                self.line
-            };
-            self.shared.too_long_at.store(at, Ordering::Relaxed);
+        self.check_size();
+        if let Some(line) = self.too_long {
+            self.shared.too_long_at.store(line, Ordering::Relaxed);
             return Err(io::Error::other("record too long"));
         }
         Ok(n)
