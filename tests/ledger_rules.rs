@@ -942,3 +942,37 @@ fn client_codes_resolve_through_the_store_when_the_map_cannot_hold_them() {
     );
     assert_eq!(r["nb_contact_added"], 1);
 }
+
+#[test]
+fn descriptive_item_columns_are_kept_and_only_those_in_the_file_written() {
+    let mut l = with_clients();
+    let header = format!("{ITEM_HEADER};item_erp_type;item_field_perso12;item_date_order");
+    let file = csv(&[
+        &header,
+        "C0001;FAC;1;2025-01-01;2025-02-01;10;NF;custom;31/12/2024",
+    ]);
+    assert_eq!(l.import("items.csv", &file)["nb_item_added"], 1);
+    let cell = |l: &Ledger, c: &str| l.cell(FileType::Items, "item_number", "1", c);
+    assert_eq!(cell(&l, "item_erp_type"), "NF");
+    assert_eq!(cell(&l, "item_field_perso12"), "custom");
+    assert_eq!(cell(&l, "item_date_order"), "2024-12-31");
+    assert_eq!(l.import("items.csv", &file)["nb_item_unchanged"], 1);
+    // A file without them leaves them alone; one with one of them changes it.
+    let r = l.import(
+        "items.csv",
+        csv(&[ITEM_HEADER, "C0001;FAC;1;2025-01-01;2025-02-01;10"]),
+    );
+    assert_eq!(r["nb_item_unchanged"], 1, "{r:#}");
+    let header2 = format!("{ITEM_HEADER};item_erp_type");
+    let r = l.import(
+        "items.csv",
+        csv(&[&header2, "C0001;FAC;1;2025-01-01;2025-02-01;10;INV"]),
+    );
+    assert_eq!(r["nb_item_modified"], 1);
+    assert_eq!(cell(&l, "item_erp_type"), "INV");
+    assert_eq!(cell(&l, "item_field_perso12"), "custom");
+    // And the export carries them back unchanged.
+    let export = l.export(FileType::Items, false);
+    let r = l.import("items.csv", &export);
+    assert_eq!(r["nb_item_unchanged"], 1, "{r:#}");
+}

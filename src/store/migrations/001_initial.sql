@@ -135,7 +135,13 @@ CREATE TABLE items (
     item_amount_remaining INTEGER,
     item_currency TEXT,
     item_date_payment INTEGER,
-    item_unique_key TEXT,
+    item_unique_key TEXT
+);
+
+-- An item's descriptive columns, apart from its row: written only by files
+-- that have them, so the rows every import reads and writes stay narrow.
+CREATE TABLE item_details (
+    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
     item_erp_type TEXT,
     item_date_order INTEGER,
     item_order_number TEXT,
