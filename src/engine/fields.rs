@@ -245,6 +245,13 @@ pub enum AmountError {
 /// last one is the decimal mark; a lone `,` is the decimal mark; several `.`
 /// alone are thousands separators. Thousands groups must have three digits,
 /// which is what rejects `1.2.3,4`.
+///
+/// ```
+/// use dropgate::engine::fields::parse_amount;
+/// assert_eq!(parse_amount("6 580,10"), Ok(6_580_100_000));
+/// assert_eq!(parse_amount("150,00-"), Ok(-150_000_000));
+/// assert!(parse_amount("1.2.3,4").is_err());
+/// ```
 pub fn parse_amount(raw: &str) -> Result<i64, AmountError> {
     let mut s = raw.trim();
     let mut negative = false;
