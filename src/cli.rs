@@ -363,6 +363,7 @@ fn import(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> {
             path,
             file_name: &file_name,
             account_id: account.id,
+            import_id: None,
             defaults: defaults.clone(),
             explicit: &explicit,
             received_at: chrono::Utc::now(),

@@ -48,6 +48,9 @@ pub struct ImportRequest<'a> {
     /// The file's name as uploaded: its type, its tags, the report's `file`.
     pub file_name: &'a str,
     pub account_id: i64,
+    /// The import's id when it was recorded already (a queued upload);
+    /// `None` records a new one.
+    pub import_id: Option<i64>,
     /// The server's and the account's defaults, already layered.
     pub defaults: ImportOptions,
     /// Options given with the request (`--option`, query parameters), which
@@ -107,7 +110,10 @@ pub fn import_file(
     report.file_type = file_type.map(|t| t.as_str().to_string());
     report.dry_run = options.dry_run;
 
-    let import_id = store.create_import(req.account_id, req.file_name, file_type, &received_at)?;
+    let import_id = match req.import_id {
+        Some(id) => id,
+        None => store.create_import(req.account_id, req.file_name, file_type, &received_at)?,
+    };
     report.import_id = Some(import_id);
 
     let finished = match (file_type, option_error) {

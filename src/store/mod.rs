@@ -67,6 +67,8 @@ pub struct ImportRecord {
     pub received_at: String,
     pub processed_at: Option<String>,
     pub report: Option<String>,
+    /// Set while the upload waits in the spool (see `jobs`).
+    pub spool: Option<String>,
 }
 
 /// How an import ended, as recorded in its history row.
@@ -99,6 +101,26 @@ pub trait Store {
         file_type: Option<FileType>,
         received_at: &str,
     ) -> Result<i64>;
+    /// Records a completed upload waiting in the spool under `spool`, and
+    /// returns its import id: the durable journal entry of the upload.
+    fn queue_import(
+        &mut self,
+        account_id: i64,
+        file_name: &str,
+        file_type: Option<FileType>,
+        received_at: &str,
+        spool: &str,
+    ) -> Result<i64>;
+    /// The account's uploads still waiting in the spool, oldest first.
+    fn spooled_for_account(&self, account_id: i64) -> Result<Vec<ImportRecord>>;
+    /// Marks where an upload waits for its import (`None`: no longer).
+    fn set_spool(&mut self, import_id: i64, spool: Option<&str>) -> Result<()>;
+    /// Every import whose upload is still spooled, oldest first, across
+    /// accounts: the work a restart must finish.
+    fn spooled_imports(&self) -> Result<Vec<ImportRecord>>;
+    fn account_by_id(&self, account_id: i64) -> Result<Option<AccountRecord>>;
+    /// An import of any account (the jobs know imports by id only).
+    fn import_by_id(&self, import_id: i64) -> Result<Option<ImportRecord>>;
     /// Records the report of an import that changed nothing in the ledger
     /// (file-level error, dry run, unknown file type).
     fn complete_import(&mut self, import_id: i64, outcome: &Outcome<'_>) -> Result<()>;

@@ -27,7 +27,10 @@ use super::{
 use crate::ledger::{CLIENT_CODE, FileType, Value};
 
 /// Migrations, applied in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_initial.sql"),
+    include_str!("migrations/002_spool.sql"),
+];
 
 /// The database file's name inside the data folder.
 pub const DB_FILE: &str = "dropgate.db";
@@ -182,12 +185,13 @@ fn import_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImportRecord> {
         received_at: r.get(6)?,
         processed_at: r.get(7)?,
         report: r.get(8)?,
+        spool: r.get(9)?,
     })
 }
 
 const ACCOUNT_COLUMNS: &str = "id, name, password_hash, settings, created_at";
-const IMPORT_COLUMNS: &str =
-    "id, account_id, file_name, file_type, status, success, received_at, processed_at, report";
+const IMPORT_COLUMNS: &str = "id, account_id, file_name, file_type, status, success, \
+     received_at, processed_at, report, spool";
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -304,6 +308,75 @@ impl Store for SqliteStore {
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    fn queue_import(
+        &mut self,
+        account_id: i64,
+        file_name: &str,
+        file_type: Option<FileType>,
+        received_at: &str,
+        spool: &str,
+    ) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO imports (account_id, file_name, file_type, received_at, spool)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                account_id,
+                file_name,
+                file_type.map(FileType::as_str),
+                received_at,
+                spool
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn spooled_for_account(&self, account_id: i64) -> Result<Vec<ImportRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {IMPORT_COLUMNS} FROM imports
+             WHERE spool IS NOT NULL AND account_id = ?1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([account_id], import_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn set_spool(&mut self, import_id: i64, spool: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE imports SET spool = ?2 WHERE id = ?1",
+            params![import_id, spool],
+        )?;
+        Ok(())
+    }
+
+    fn spooled_imports(&self) -> Result<Vec<ImportRecord>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {IMPORT_COLUMNS} FROM imports WHERE spool IS NOT NULL ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], import_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn import_by_id(&self, import_id: i64) -> Result<Option<ImportRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {IMPORT_COLUMNS} FROM imports WHERE id = ?1"),
+                [import_id],
+                import_from_row,
+            )
+            .optional()?)
+    }
+
+    fn account_by_id(&self, account_id: i64) -> Result<Option<AccountRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"),
+                [account_id],
+                account_from_row,
+            )
+            .optional()?)
     }
 
     fn complete_import(&mut self, import_id: i64, outcome: &Outcome<'_>) -> Result<()> {

@@ -68,6 +68,7 @@ impl Ledger {
                 path,
                 file_name: name,
                 account_id: self.account_id,
+                import_id: None,
                 defaults,
                 explicit: &explicit,
                 received_at: chrono::Utc::now(),
