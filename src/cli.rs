@@ -40,6 +40,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the gateway: the SFTP door, the drop areas and the import jobs
+    Serve,
     /// Manage accounts
     #[command(subcommand)]
     Account(AccountCommand),
@@ -176,6 +178,13 @@ fn read_password() -> anyhow::Result<String> {
 
 fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Serve => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(crate::serve::run(config.clone()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Account(cmd) => account(config, cmd).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => import(config, args),
         Command::Export(args) => {

@@ -21,6 +21,22 @@ pub struct Config {
     pub log: LogConfig,
     /// Server-wide import defaults (SPEC §4), below each account's.
     pub import: ImportDefaults,
+    pub sftp: crate::doors::sftp::SftpConfig,
+    pub auth: crate::auth::AuthConfig,
+    pub jobs: JobsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Imports run at once (each of a different account).
+    pub workers: usize,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig { workers: 2 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +63,9 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             log: LogConfig::default(),
             import: ImportDefaults::default(),
+            sftp: Default::default(),
+            auth: Default::default(),
+            jobs: Default::default(),
         }
     }
 }
@@ -242,6 +261,9 @@ mod tests {
                 ("DROPGATE_IMPORT_STOCK_MAX_CLEAR_RATIO", "0.25"),
                 ("DROPGATE_IMPORT_CLEAR_ITEMS_NOT_MODIFIED", "true"),
                 ("DROPGATE_LOG_FORMAT", "json"),
+                ("DROPGATE_SFTP_LISTEN", "127.0.0.1:0"),
+                ("DROPGATE_AUTH_MAX_FAILURES", "3"),
+                ("DROPGATE_SFTP_RSA_HOST_KEY", "false"),
                 ("DROPGATE_CONFIG", "ignored"),
                 ("HOME", "/root"),
             ]),
@@ -251,6 +273,9 @@ mod tests {
         assert_eq!(c.import.stock_max_clear_ratio, 0.25);
         assert!(c.import.clear_items_not_modified);
         assert_eq!(c.log.format, "json");
+        assert_eq!(c.sftp.listen, "127.0.0.1:0");
+        assert_eq!(c.auth.max_failures, 3);
+        assert!(!c.sftp.rsa_host_key);
         assert_eq!(c.data_dir, PathBuf::from("/from/file"));
     }
 

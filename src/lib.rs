@@ -21,6 +21,7 @@
 //! and `logging` are the process's settings.
 
 pub mod accounts;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod doors;
@@ -29,4 +30,5 @@ pub mod engine;
 pub mod jobs;
 pub mod ledger;
 pub mod logging;
+pub mod serve;
 pub mod store;

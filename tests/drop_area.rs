@@ -65,6 +65,7 @@ impl Gate {
             receiver,
             self.area.clone(),
             settings(&self.data),
+            tokio_util::sync::CancellationToken::new(),
         )));
     }
 
@@ -99,7 +100,7 @@ fn account(area: &Arc<DropArea>, data: &Path, name: &str) -> AccountArea {
 
 /// Uploads `body` as `name` the way a door does, and completes it.
 fn upload(area: &AccountArea, name: &str, body: &str) -> Completion {
-    let mut up = area.create_upload(name, false).unwrap();
+    let mut up = area.create_upload(name, true).unwrap();
     // Two writes at explicit offsets, the second first, as pipelined
     // SFTP writes may land.
     let (a, b) = body.as_bytes().split_at(body.len() / 2);
@@ -265,7 +266,7 @@ async fn unrecognized_names_get_a_file_type_unknown_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_upload_is_never_imported() {
     let g = Gate::new();
-    let mut up = g.acme.create_upload("clients.csv", false).unwrap();
+    let mut up = g.acme.create_upload("clients.csv", true).unwrap();
     up.write_at(0, CLIENTS.as_bytes()).unwrap();
     g.acme.abandon(up).unwrap();
     let r = report(&g.acme, "clients.csv").await;
@@ -310,13 +311,13 @@ async fn paths_stay_inside_the_account_folder() {
     ));
     // Report names are dropgate's.
     assert!(matches!(
-        g.acme.create_upload("x.csv.report.json", false),
+        g.acme.create_upload("x.csv.report.json", true),
         Err(AreaError::ReportName(_))
     ));
     // A symlink planted in the folder is not followed out of it.
     std::os::unix::fs::symlink("/etc/passwd", g.data.join("drop/acme/link.csv")).unwrap();
     assert!(g.acme.open_read("link.csv").is_err());
-    assert!(g.acme.create_upload("link.csv", false).is_err());
+    assert!(g.acme.create_upload("link.csv", true).is_err());
 }
 
 // Recovery: a stop at each point of an upload's life ends, after restart,
@@ -410,7 +411,7 @@ async fn recovery_answers_for_an_upload_spooled_but_never_recorded() {
     let g = Gate::new();
     // What a stop between the move into the spool and the journal entry
     // leaves: a spooled file no import names.
-    let mut up = g.acme.create_upload("items.csv", false).unwrap();
+    let mut up = g.acme.create_upload("items.csv", true).unwrap();
     up.write_at(0, ITEMS.as_bytes()).unwrap();
     drop(up);
     let token = format!(

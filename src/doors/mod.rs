@@ -1,10 +1,11 @@
 //! The front doors: where files come in.
 //!
-//! SFTP (russh + russh-sftp), FTP/FTPS (libunftp) and HTTP (axum) will live
-//! here, one module each, all three served by `dropgate serve`. A door
-//! authenticates the account, confines every path to the account's folder
-//! and hands completed uploads to the drop area; it implements no naming,
-//! completion or report rule of its own (see [`crate::drop_area`]).
+//! Each door authenticates the account ([`crate::auth`]), translates its
+//! protocol into calls of the account's drop area ([`crate::drop_area`]) and
+//! implements no naming, completion or report rule of its own. `dropgate
+//! serve` ([`crate::serve`]) runs them together.
 //!
-//! Until they exist, the `import` command of [`crate::cli`] is the one door:
-//! it hands files straight to the engine.
+//! - [`sftp`]: SSH with the `sftp` subsystem (russh, russh-sftp).
+//! - FTP/FTPS and HTTP: to come.
+
+pub mod sftp;

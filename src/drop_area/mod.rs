@@ -327,22 +327,19 @@ impl AccountArea {
             .ok_or_else(|| AreaError::NotFound(name.to_string()))
     }
 
-    /// Opens a file for upload. Report names are refused: a client never
-    /// writes dropgate's answers.
-    pub fn create_upload(&self, name: &str, append: bool) -> Result<Upload, AreaError> {
+    /// Opens a file for upload, emptied with `truncate`, else kept (a
+    /// resumed upload, which writes at explicit offsets; never `O_APPEND`,
+    /// under which Linux ignores them). Report names are refused: a client
+    /// never writes dropgate's answers.
+    pub fn create_upload(&self, name: &str, truncate: bool) -> Result<Upload, AreaError> {
         paths::check_name(name)?;
         if naming::classify(name) == NameKind::Report {
             return Err(AreaError::ReportName(name.to_string()));
         }
         let mut options = OpenOptions::new();
-        options.write(true).create(true);
-        if append {
-            options.append(true);
-        } else {
-            options.truncate(true);
-        }
+        options.write(true).create(true).truncate(truncate);
         let file = self.dir.open_with(name, &options)?.into_std();
-        let bytes = if append { file.metadata()?.len() } else { 0 };
+        let bytes = file.metadata()?.len();
         Ok(Upload {
             name: name.to_string(),
             file,

@@ -79,9 +79,15 @@ pub struct Settings {
     pub import_defaults: ImportOptions,
 }
 
-/// Runs the scheduler until the queue is closed (every [`Queue`] dropped)
-/// and the imports under way have finished.
-pub async fn run(mut receiver: Receiver, area: Arc<DropArea>, settings: Settings) {
+/// Runs the scheduler until `stop` (or until every [`Queue`] is dropped),
+/// then lets the imports under way finish. Queued imports not yet started
+/// stay recorded: [`recover`] takes them at the next start.
+pub async fn run(
+    mut receiver: Receiver,
+    area: Arc<DropArea>,
+    settings: Settings,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let settings = Arc::new(settings);
     let workers = settings.workers.max(1);
     let mut waiting: HashMap<i64, VecDeque<i64>> = HashMap::new();
@@ -120,6 +126,10 @@ pub async fn run(mut receiver: Receiver, area: Arc<DropArea>, settings: Settings
                 Some(job) => waiting.entry(job.account_id).or_default().push_back(job.import_id),
                 None => open = false,
             },
+            _ = stop.cancelled(), if open => {
+                open = false;
+                waiting.clear();
+            }
             Some(account) = done_rx.recv() => {
                 busy.remove(&account);
             }

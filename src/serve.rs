@@ -1,0 +1,82 @@
+//! `dropgate serve`: the doors, the drop area and the jobs, together.
+//!
+//! Start-up order matters: the store is migrated, the drop area opened,
+//! unfinished work from the last run queued again (`jobs::recover`), the
+//! scheduler started, and only then do the doors open, so nothing a client
+//! does can race the recovery. On SIGINT or SIGTERM the doors stop
+//! accepting and close their sessions, imports under way finish, and what
+//! is still queued stays recorded for the next start.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::doors::sftp;
+use crate::drop_area::DropArea;
+use crate::jobs;
+use crate::store::SqliteStore;
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let data = config.data_dir.clone();
+    std::fs::create_dir_all(&data)?;
+    SqliteStore::open(&data)?;
+    let import_defaults = config
+        .import_defaults()
+        .map_err(|e| anyhow::anyhow!("[import]: {e}"))?;
+
+    let (queue, receiver) = jobs::queue();
+    let area = DropArea::open(&data, queue.clone())?;
+    jobs::recover(&area, &data, &queue)?;
+    let shutdown = CancellationToken::new();
+    let scheduler = tokio::spawn(jobs::run(
+        receiver,
+        area.clone(),
+        jobs::Settings {
+            data_dir: data.clone(),
+            workers: config.jobs.workers,
+            import_defaults,
+        },
+        shutdown.clone(),
+    ));
+
+    let auth = Arc::new(Authenticator::open(&data, config.auth.clone())?);
+    let keys = sftp::host_keys(&data, config.sftp.rsa_host_key)?;
+    let listener = TcpListener::bind(&config.sftp.listen).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "sftp listening");
+    // For scripts and tests that asked for port 0.
+    println!("sftp listening on {address}");
+    std::io::stdout().flush()?;
+    let context = Arc::new(sftp::DoorContext {
+        area: area.clone(),
+        auth,
+    });
+    let door = tokio::spawn(sftp::serve(
+        listener,
+        sftp::ssh_config(&config.sftp, &context.auth, keys),
+        context,
+        shutdown.clone(),
+    ));
+
+    stop_signal().await;
+    tracing::info!("stopping: closing the doors, finishing the imports under way");
+    shutdown.cancel();
+    if let Ok(Err(e)) = door.await {
+        tracing::error!(error = %e, "sftp door");
+    }
+    let _ = scheduler.await;
+    Ok(())
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

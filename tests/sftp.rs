@@ -1,0 +1,478 @@
+//! The SFTP door with real clients against a real `dropgate serve` on a
+//! free loopback port: OpenSSH `sftp` and `scp` (key login) and paramiko
+//! (password login, and a client killed in the middle of an upload).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+
+/// A running `dropgate serve` with one account `acme` (password and key)
+/// and one account `other`.
+struct Server {
+    dir: tempfile::TempDir,
+    child: Child,
+    port: u16,
+}
+
+const PASSWORD: &str = "acme-password-1";
+
+fn dropgate(data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dropgate"));
+    c.arg("--data-dir").arg(data);
+    c.env_remove("DROPGATE_CONFIG").env("RUST_LOG", "info");
+    c
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let key = dir.path().join("id_ed25519");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let mut add = dropgate(&data)
+            .args(["account", "add", "acme", "--password-stdin"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+        assert!(add.wait().unwrap().success());
+        let pubkey = key.with_extension("pub");
+        assert!(
+            dropgate(&data)
+                .args(["account", "key", "add", "acme"])
+                .arg(&pubkey)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(
+            dropgate(&data)
+                .args(["account", "add", "other"])
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(
+            dropgate(&data)
+                .args(["account", "key", "add", "other"])
+                .arg(&pubkey)
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        );
+        Server::run(dir)
+    }
+
+    fn run(dir: tempfile::TempDir) -> Server {
+        let data = dir.path().join("data");
+        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        let mut child = dropgate(&data)
+            .arg("serve")
+            .env("DROPGATE_SFTP_LISTEN", "127.0.0.1:0")
+            .env("DROPGATE_SFTP_RSA_HOST_KEY", "false")
+            .env("DROPGATE_AUTH_FAILURE_DELAY_MS", "100")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        // The server prints its address once it listens.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Server { dir, child, port }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn key(&self) -> PathBuf {
+        self.dir.path().join("id_ed25519")
+    }
+
+    fn file(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.dir.path().join("local").join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    fn ssh_options(&self) -> Vec<String> {
+        [
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["-i".into(), self.key().display().to_string()])
+        .collect()
+    }
+
+    /// Runs an OpenSSH `sftp -b` batch as `user`, from the local folder.
+    fn sftp(&self, user: &str, batch: &str) -> Output {
+        let batch_file = self.file("batch", batch);
+        Command::new("sftp")
+            .args(self.ssh_options())
+            .args(["-P", &self.port.to_string(), "-b"])
+            .arg(&batch_file)
+            .arg(format!("{user}@127.0.0.1"))
+            .current_dir(self.dir.path().join("local"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Polls, through SFTP itself, until `name` can be fetched, and reads it.
+    fn report(&self, name: &str) -> Json {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let local = self.dir.path().join("local").join(name);
+        loop {
+            let _ = std::fs::remove_file(&local);
+            let out = self.sftp("acme", &format!("-get {name}\n"));
+            if out.status.success() && local.exists() {
+                return serde_json::from_slice(&std::fs::read(&local).unwrap()).unwrap();
+            }
+            assert!(Instant::now() < deadline, "no {name}: {}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn listing(&self, user: &str) -> String {
+        let out = self.sftp(user, "ls -1\n");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    fn python(&self, script: &str) -> Output {
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .env("PORT", self.port.to_string())
+            .env("PASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Stops the server with SIGTERM, as a service manager would.
+    fn stop(mut self) -> tempfile::TempDir {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the server did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CLIENTS: &str = "client_code;client_business_name\nC0001;My company\nC0002;Other company\n";
+const ITEMS: &str = "client_code;item_type;item_number;item_date_issue;item_date_due;item_amount_initial_inc_tax\n\
+                     C0001;FAC;00000123;2025-12-05;2025-12-12;\"6 580,10\"\nC0002;AVO;7;2025-12-05;2025-12-12;10\n";
+
+fn paramiko_available() -> bool {
+    Command::new("python3")
+        .args(["-c", "import paramiko"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn openssh_sftp_uploads_clients_then_items_and_reads_the_reports() {
+    let s = Server::start();
+    s.file("clients.csv", CLIENTS);
+    s.file("items.csv", ITEMS);
+    let out = s.sftp("acme", "put clients.csv\nput items.csv\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clients = s.report("clients.csv.report.json");
+    assert_eq!(clients["nb_client_added"], 2);
+    let items = s.report("items.csv.report.json");
+    assert_eq!(items["nb_item_added"], 2, "{items}");
+    assert!(
+        items.get("exception_lines").is_none(),
+        "clients were applied first: {items}"
+    );
+    // The uploads are gone; the reports are there and can be removed.
+    let listing = s.listing("acme");
+    assert!(
+        !listing
+            .lines()
+            .any(|l| l.trim() == "clients.csv" || l.trim() == "items.csv"),
+        "{listing}"
+    );
+    let out = s.sftp("acme", "rm clients.csv.report.json\n");
+    assert!(out.status.success());
+    assert!(!s.listing("acme").contains("clients.csv.report.json"));
+    // One log line per login, upload and import.
+    let log = s.log();
+    assert!(
+        log.contains("login") && log.contains("outcome=\"queued\"") && log.contains("import_id=2"),
+        "{log}"
+    );
+}
+
+#[test]
+fn scp_uploads_through_the_sftp_subsystem() {
+    let s = Server::start();
+    let clients = s.file("clients_scp.csv", CLIENTS);
+    let out = Command::new("scp")
+        .args(s.ssh_options())
+        .args(["-P", &s.port.to_string()])
+        .arg(&clients)
+        .arg("acme@127.0.0.1:clients_scp.csv")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        s.report("clients_scp.csv.report.json")["nb_client_added"],
+        2
+    );
+}
+
+#[test]
+fn a_temporary_name_renamed_into_place_is_processed_once() {
+    let s = Server::start();
+    s.file("clients.csv", CLIENTS);
+    // WinSCP's way: upload to .filepart, then rename.
+    let out = s.sftp(
+        "acme",
+        "put clients.csv clients.csv.filepart\nls -1\nrename clients.csv.filepart clients.csv\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("clients.csv.filepart"));
+    assert_eq!(s.report("clients.csv.report.json")["nb_client_added"], 2);
+    let history = dropgate(&s.data())
+        .args(["history", "--account", "acme"])
+        .output()
+        .unwrap();
+    let history = String::from_utf8_lossy(&history.stdout);
+    assert_eq!(
+        history
+            .lines()
+            .filter(|l| l.ends_with("\tclients.csv"))
+            .count(),
+        1,
+        "{history}"
+    );
+}
+
+#[test]
+fn paths_outside_the_folder_and_other_accounts_are_out_of_reach() {
+    let s = Server::start();
+    s.file("clients.csv", CLIENTS);
+    assert!(
+        s.sftp("other", "put clients.csv secret.part\n")
+            .status
+            .success()
+    );
+    for batch in [
+        "get /etc/passwd\n",
+        "get ../other/secret.part\n",
+        "get ../../../../etc/passwd\n",
+        "put clients.csv /etc/evil.csv\n",
+        "put clients.csv sub/x.csv\n",
+        "mkdir sub\n",
+        "rm secret.part\n",
+        "symlink /etc/passwd link\n",
+    ] {
+        let out = s.sftp("acme", batch);
+        assert!(!out.status.success(), "{batch:?} succeeded");
+    }
+    assert!(
+        !s.listing("acme").contains("secret"),
+        "acme does not see other's files"
+    );
+    // Report names are dropgate's own.
+    assert!(
+        !s.sftp("acme", "put clients.csv fake.report.json\n")
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn uploads_are_processed_in_order_within_one_session() {
+    let s = Server::start();
+    let mut batch = String::new();
+    for i in 0..10 {
+        s.file(
+            &format!("clients_{i}.csv"),
+            &format!("client_code;client_business_name\nK{i};C{i}\n"),
+        );
+        s.file(
+            &format!("items_{i}.csv"),
+            &format!("client_code;item_type;item_number;item_date_issue;item_date_due;item_amount_initial_inc_tax\nK{i};FAC;N{i};2025-01-01;2025-02-01;1\n"),
+        );
+        batch.push_str(&format!("put clients_{i}.csv\nput items_{i}.csv\n"));
+    }
+    assert!(s.sftp("acme", &batch).status.success());
+    for i in 0..10 {
+        let r = s.report(&format!("items_{i}.csv.report.json"));
+        assert_eq!(r["nb_item_added"], 1, "{r}");
+    }
+}
+
+#[test]
+fn paramiko_password_login_upload_and_failed_logins_look_alike() {
+    if !paramiko_available() {
+        eprintln!("skipped: paramiko is not installed (.ci/run installs it)");
+        return;
+    }
+    let s = Server::start();
+    let out = s.python(
+        r#"
+import os, paramiko, time, json
+port = int(os.environ["PORT"])
+t = paramiko.Transport(("127.0.0.1", port))
+t.connect(username="acme", password=os.environ["PASSWORD"])
+sftp = paramiko.SFTPClient.from_transport(t)
+with sftp.open("clients_pm.csv", "w") as f:
+    f.write("client_code;client_business_name\nP1;Paramiko\n")
+deadline = time.time() + 60
+while True:
+    try:
+        with sftp.open("clients_pm.csv.report.json") as f:
+            print(json.load(f)["nb_client_added"])
+        break
+    except IOError:
+        assert time.time() < deadline
+        time.sleep(0.1)
+t.close()
+errors = []
+for user, password in [("acme", "wrong-password"), ("ghost", "wrong-password")]:
+    t = paramiko.Transport(("127.0.0.1", port))
+    try:
+        t.connect(username=user, password=password)
+        errors.append("accepted")
+    except paramiko.AuthenticationException as e:
+        errors.append(type(e).__name__ + ":" + str(e))
+    finally:
+        t.close()
+print(errors[0] == errors[1], errors[0])
+"#,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "1");
+    assert!(lines[1].starts_with("True "), "{stdout}");
+}
+
+#[test]
+fn a_client_killed_mid_upload_leaves_nothing_imported_and_an_incomplete_report() {
+    if !paramiko_available() {
+        eprintln!("skipped: paramiko is not installed (.ci/run installs it)");
+        return;
+    }
+    let s = Server::start();
+    let out = s.python(
+        r#"
+import os, paramiko
+t = paramiko.Transport(("127.0.0.1", int(os.environ["PORT"])))
+t.connect(username="acme", password=os.environ["PASSWORD"])
+sftp = paramiko.SFTPClient.from_transport(t)
+f = sftp.open("clients.csv", "w")
+f.write("client_code;client_business_name\nC1;Half\n")
+f.flush()
+os._exit(0)  # gone, with the file still open
+"#,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = s.report("clients.csv.report.json");
+    assert_eq!(r["error_code"], "UPLOAD_INCOMPLETE", "{r}");
+    let export = dropgate(&s.data())
+        .args(["export", "--account", "acme", "clients"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&export.stdout).lines().count(),
+        1,
+        "nothing imported"
+    );
+}
+
+#[test]
+fn uploads_acknowledged_before_a_stop_are_imported_after_the_restart() {
+    let s = Server::start();
+    s.file("clients.csv", CLIENTS);
+    assert!(s.sftp("acme", "put clients.csv\n").status.success());
+    // Stopped (gracefully or not, the upload was durable when acknowledged).
+    let dir = s.stop();
+    let s = Server::run(dir);
+    assert_eq!(s.report("clients.csv.report.json")["nb_client_added"], 2);
+    let history = dropgate(&s.data())
+        .args(["history", "--account", "acme"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&history.stdout).lines().count(),
+        1,
+        "imported once"
+    );
+}
+
+#[test]
+fn the_host_key_is_kept_across_restarts() {
+    let s = Server::start();
+    let key = std::fs::read(s.data().join("ssh_host_ed25519_key")).unwrap();
+    let dir = s.stop();
+    let s = Server::run(dir);
+    assert_eq!(
+        std::fs::read(s.data().join("ssh_host_ed25519_key")).unwrap(),
+        key
+    );
+}
