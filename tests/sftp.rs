@@ -476,3 +476,83 @@ fn the_host_key_is_kept_across_restarts() {
         key
     );
 }
+
+/// Runs `command` to completion or fails the test after `secs`: a wedged
+/// session must fail, not hang, the suite.
+fn finish_within(mut command: Command, secs: u64) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{command:?} did not finish within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn pipelined_large_downloads_do_not_wedge_the_session() {
+    let s = Server::start();
+    // 100 MB under a temporary name: kept as it is, so it can be read back.
+    let block: Vec<u8> = (0u32..(1 << 18))
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect();
+    let body: Vec<u8> = block.repeat(100);
+    let local = s.dir.path().join("local");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join("big.bin.part"), &body).unwrap();
+    assert!(s.sftp("acme", "put big.bin.part\n").status.success());
+
+    // OpenSSH with 512 requests in flight (and the 255 KiB reads that
+    // limits@openssh.com allows): the pattern that wedged russh sessions.
+    std::fs::write(local.join("batch"), "get big.bin.part got_openssh.bin\n").unwrap();
+    let mut sftp = Command::new("sftp");
+    sftp.args(s.ssh_options())
+        .args(["-R", "512", "-P", &s.port.to_string(), "-b"])
+        .arg(local.join("batch"))
+        .arg("acme@127.0.0.1")
+        .current_dir(&local);
+    let out = finish_within(sftp, 120);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read(local.join("got_openssh.bin")).unwrap() == body,
+        "byte-identical"
+    );
+
+    // paramiko's get prefetches: many READs before it reads any answer.
+    if paramiko_available() {
+        let mut python = Command::new("python3");
+        python
+            .arg("-c")
+            .arg(
+                r#"
+import os, paramiko
+t = paramiko.Transport(("127.0.0.1", int(os.environ["PORT"])))
+t.connect(username="acme", password=os.environ["PASSWORD"])
+paramiko.SFTPClient.from_transport(t).get("big.bin.part", os.environ["OUT"])
+t.close()
+"#,
+            )
+            .env("PORT", s.port.to_string())
+            .env("PASSWORD", PASSWORD)
+            .env("OUT", local.join("got_paramiko.bin"));
+        let out = finish_within(python, 120);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(std::fs::read(local.join("got_paramiko.bin")).unwrap() == body);
+    }
+}
