@@ -102,7 +102,7 @@ pub enum ConfigError {
 }
 
 /// Environment variables that are not configuration keys.
-const NOT_KEYS: [&str; 1] = ["DROPGATE_CONFIG"];
+const NOT_KEYS: [&str; 2] = ["DROPGATE_CONFIG", crate::failpoint::VARIABLE];
 
 impl Config {
     /// Loads the configuration: defaults, then `file` if given, then the

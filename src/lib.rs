@@ -27,6 +27,7 @@ pub mod config;
 pub mod doors;
 pub mod drop_area;
 pub mod engine;
+pub mod failpoint;
 pub mod jobs;
 pub mod ledger;
 pub mod logging;

@@ -28,6 +28,10 @@ fn dropgate(data: &Path) -> Command {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let key = dir.path().join("id_ed25519");
@@ -70,10 +74,14 @@ impl Server {
                 .unwrap()
                 .success()
         );
-        Server::run(dir)
+        Server::run_with(dir, env)
     }
 
     fn run(dir: tempfile::TempDir) -> Server {
+        Server::run_with(dir, &[])
+    }
+
+    fn run_with(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
         let data = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
         let mut child = dropgate(&data)
@@ -81,6 +89,7 @@ impl Server {
             .env("DROPGATE_SFTP_LISTEN", "127.0.0.1:0")
             .env("DROPGATE_SFTP_RSA_HOST_KEY", "false")
             .env("DROPGATE_AUTH_FAILURE_DELAY_MS", "100")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -555,4 +564,115 @@ t.close()
         );
         assert!(std::fs::read(local.join("got_paramiko.bin")).unwrap() == body);
     }
+}
+
+/// Waits for the server to die by itself (an armed failpoint), and hands
+/// back its data folder.
+fn crashed(mut s: Server) -> tempfile::TempDir {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the failpoint was not hit: {}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap())
+}
+
+/// Kills the server at one point of an import's life while 20 uploads are
+/// being made, restarts it, and checks that every acknowledged upload ends
+/// with exactly one import and one report, and the ledger with exactly what
+/// those files say.
+fn crash_and_recover(failpoint: &str) {
+    if !paramiko_available() {
+        eprintln!("skipped: paramiko is not installed (.ci/run installs it)");
+        return;
+    }
+    let s = Server::start_with(&[("DROPGATE_FAILPOINT", failpoint)]);
+    let out = s.python(
+        r#"
+import os, sys, paramiko
+acknowledged = []
+try:
+    t = paramiko.Transport(("127.0.0.1", int(os.environ["PORT"])))
+    t.connect(username="acme", password=os.environ["PASSWORD"])
+    sftp = paramiko.SFTPClient.from_transport(t)
+    for i in range(10):
+        for name, body in [
+            (f"clients_{i:02}.csv", f"client_code;client_business_name\nK{i};C{i}\n"),
+            (f"items_{i:02}.csv", "client_code;item_type;item_number;item_date_issue;item_date_due;"
+             f"item_amount_initial_inc_tax\nK{i};FAC;N{i};2025-01-01;2025-02-01;1\n"),
+        ]:
+            with sftp.open(name, "w") as f:
+                f.write(body)
+            acknowledged.append(name)  # close() returned: acknowledged
+except Exception as e:
+    print("stopped:", type(e).__name__, file=sys.stderr)
+print("\n".join(acknowledged))
+"#,
+    );
+    let acknowledged: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    assert!(
+        !acknowledged.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = crashed(s);
+    let s = Server::run(dir);
+    for name in &acknowledged {
+        let r = s.report(&format!("{name}.report.json"));
+        assert_eq!(r["success"], true, "{name}: {r}");
+        assert!(
+            r.get("exception_lines").is_none(),
+            "{name}, order kept: {r}"
+        );
+    }
+    let history = dropgate(&s.data())
+        .args(["history", "--account", "acme", "--limit", "100"])
+        .output()
+        .unwrap();
+    let history = String::from_utf8_lossy(&history.stdout);
+    for name in &acknowledged {
+        let done = history
+            .lines()
+            .filter(|l| l.ends_with(&format!("\t{name}")) && l.contains("\tok\t"))
+            .count();
+        assert_eq!(done, 1, "{name} imported once: {history}");
+    }
+    let count = |t: &str| {
+        let out = dropgate(&s.data())
+            .args(["export", "--account", "acme", t])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count() - 1
+    };
+    let expected = |prefix: &str| {
+        acknowledged
+            .iter()
+            .filter(|n| n.starts_with(prefix))
+            .count()
+    };
+    assert_eq!(count("clients"), expected("clients"));
+    assert_eq!(count("items"), expected("items"));
+}
+
+#[test]
+fn a_crash_before_an_import_commits_is_recovered_exactly_once() {
+    crash_and_recover("before-commit");
+}
+
+#[test]
+fn a_crash_after_the_commit_before_the_report_is_recovered_exactly_once() {
+    crash_and_recover("after-commit");
+}
+
+#[test]
+fn a_crash_after_the_report_before_the_archive_is_recovered_exactly_once() {
+    crash_and_recover("after-report");
 }

@@ -176,6 +176,7 @@ impl DropArea {
         std::fs::create_dir_all(&folder)?;
         let dir = Dir::open_ambient_dir(&folder, ambient_authority())?;
         write_report(&dir, &import.file_name, report_json)?;
+        crate::failpoint::hit("after-report");
         if let Some(token) = &import.spool {
             let from = self.spool_root.join(token);
             if from.exists() {
@@ -429,18 +430,25 @@ impl AccountArea {
         let name = upload.name.clone();
         let bytes = upload.bytes;
         drop(upload);
-        match self.dir.remove_file(&name) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-        self.report_incomplete(
+        self.discard_incomplete(
             &name,
             &format!(
                 "the upload of '{name}' ended before it was complete ({bytes} bytes received): \
                  nothing was imported; upload the file again"
             ),
         )
+    }
+
+    /// Removes a file left by a session that ended before completing it,
+    /// and answers for it with `UPLOAD_INCOMPLETE`.
+    pub fn discard_incomplete(&self, name: &str, description: &str) -> Result<(), AreaError> {
+        paths::check_name(name)?;
+        match self.dir.remove_file(name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.report_incomplete(name, description)
     }
 
     /// Records and writes an `UPLOAD_INCOMPLETE` report for `name`.

@@ -156,6 +156,7 @@ pub fn import_file(
         let finished = finished;
         match finished {
             Some(tx) => {
+                crate::failpoint::hit("before-commit");
                 tx.commit(import_id, &outcome)?;
                 true
             }

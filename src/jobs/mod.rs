@@ -203,6 +203,7 @@ pub fn process(area: &DropArea, settings: &Settings, import_id: i64) -> Result<(
                 duration_ms = started.elapsed().as_millis() as u64,
                 "import"
             );
+            crate::failpoint::hit("after-commit");
             report.to_json_pretty()
         }
     };
@@ -242,6 +243,23 @@ pub fn recover(
             )?;
         }
         let _ = std::fs::remove_file(entry.path());
+    }
+    // A file left in an account's folder (other than a report) belonged to
+    // a session that the stop ended: never complete, never acknowledged.
+    for account in store.accounts()? {
+        let folder = area.account(account.id, &account.name)?;
+        for entry in folder.list()? {
+            if entry.kind == crate::drop_area::EntryKind::Upload {
+                folder.discard_incomplete(
+                    &entry.name,
+                    &format!(
+                        "the server stopped while '{}' was being uploaded ({} bytes received): \
+                         nothing was imported; upload the file again",
+                        entry.name, entry.size
+                    ),
+                )?;
+            }
+        }
     }
     for import in &spooled {
         queue.submit(import.account_id, import.id);
