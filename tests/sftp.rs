@@ -348,8 +348,9 @@ fn paths_outside_the_folder_and_other_accounts_are_out_of_reach() {
 #[test]
 fn uploads_are_processed_in_order_within_one_session() {
     let s = Server::start();
+    // 50 files: 25 clients files, each followed by the items that need it.
     let mut batch = String::new();
-    for i in 0..10 {
+    for i in 0..25 {
         s.file(
             &format!("clients_{i}.csv"),
             &format!("client_code;client_business_name\nK{i};C{i}\n"),
@@ -361,7 +362,7 @@ fn uploads_are_processed_in_order_within_one_session() {
         batch.push_str(&format!("put clients_{i}.csv\nput items_{i}.csv\n"));
     }
     assert!(s.sftp("acme", &batch).status.success());
-    for i in 0..10 {
+    for i in 0..25 {
         let r = s.report(&format!("items_{i}.csv.report.json"));
         assert_eq!(r["nb_item_added"], 1, "{r}");
     }
@@ -675,4 +676,150 @@ fn a_crash_after_the_commit_before_the_report_is_recovered_exactly_once() {
 #[test]
 fn a_crash_after_the_report_before_the_archive_is_recovered_exactly_once() {
     crash_and_recover("after-report");
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn curl_uploads_with_a_password_and_reads_the_report() {
+    let s = Server::start();
+    let local = s.file("clients_curl.csv", CLIENTS);
+    let url = format!("sftp://127.0.0.1:{}/", s.port);
+    let user = format!("acme:{PASSWORD}");
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--insecure", "-u", &user, "-T"])
+        .arg(&local)
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new("curl")
+            .args(["--silent", "--insecure", "-u", &user])
+            .arg(format!("{url}clients_curl.csv.report.json"))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            let r: Json = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(r["nb_client_added"], 2);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no report");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn lftp_with_a_temporary_file_is_processed_once() {
+    if !have("lftp") {
+        eprintln!("skipped: lftp is not installed (.ci/run installs it)");
+        return;
+    }
+    let s = Server::start();
+    s.file("clients.csv", CLIENTS);
+    let connect = format!(
+        "ssh -a -x -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -i {}",
+        s.key().display()
+    );
+    let script = format!(
+        "set sftp:connect-program \"{connect}\"; set xfer:use-temp-file yes; \
+         open -u acme, sftp://127.0.0.1:{}; put clients.csv; bye",
+        s.port
+    );
+    let mut lftp = Command::new("lftp");
+    lftp.args(["-c", &script])
+        .current_dir(s.dir.path().join("local"));
+    let out = finish_within(lftp, 60);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s.report("clients.csv.report.json")["nb_client_added"], 2);
+    let history = dropgate(&s.data())
+        .args(["history", "--account", "acme"])
+        .output()
+        .unwrap();
+    let history = String::from_utf8_lossy(&history.stdout);
+    assert_eq!(
+        history.lines().count(),
+        1,
+        "one import, not one per name: {history}"
+    );
+}
+
+/// FileZilla's own SFTP engine, through the shared harness.
+#[test]
+fn filezilla_engine_uploads_and_reads_the_report_with_password_and_key() {
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/fzsftp_client.py");
+    if !harness.exists() || !Path::new("/usr/bin/fzsftp").exists() {
+        eprintln!(
+            "skipped: FileZilla's fzsftp or the harness is missing (.ci/run installs filezilla)"
+        );
+        return;
+    }
+    let s = Server::start();
+    let local = s.file("clients_fz.csv", CLIENTS);
+    let ppk = s.dir.path().join("id.ppk");
+    let convert = Command::new("python3")
+        .arg(&harness)
+        .arg("--convert-key")
+        .arg(s.key())
+        .arg(&ppk)
+        .output()
+        .unwrap();
+    assert!(
+        convert.status.success(),
+        "{}",
+        String::from_utf8_lossy(&convert.stderr)
+    );
+    // The same two clients twice: added by the first upload, unchanged by
+    // the second.
+    for (login, upload, counter) in [
+        (
+            vec!["--password-env".to_string(), "PASSWORD".to_string()],
+            "clients_fz.csv",
+            "nb_client_added",
+        ),
+        (
+            vec!["--key".to_string(), ppk.display().to_string()],
+            "clients_fz2.csv",
+            "nb_client_unchanged",
+        ),
+    ] {
+        let mut fz = Command::new("python3");
+        fz.arg(&harness)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &s.port.to_string(),
+                "--user",
+                "acme",
+            ])
+            .args(&login)
+            .args(["--accept-hostkey", "--no-agent", "--timeout", "60"])
+            .args(["ls", "/", "put"])
+            .arg(&local)
+            .arg(format!("/{upload}"))
+            .env("PASSWORD", PASSWORD);
+        let out = finish_within(fz, 90);
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(s.report(&format!("{upload}.report.json"))[counter], 2);
+    }
 }
