@@ -93,6 +93,19 @@ fn load_or_create(path: &Path, algorithm: Algorithm) -> anyhow::Result<PrivateKe
     Ok(key)
 }
 
+/// Ciphers offered, most preferred first: russh's defaults plus
+/// `aes128-gcm@openssh.com`, which it implements but does not offer, and
+/// which clients configured for it (and OpenSSH's own preference list after
+/// ChaCha20) expect.
+const CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::CHACHA20_POLY1305,
+    russh::cipher::AES_256_GCM,
+    russh::cipher::AES_128_GCM,
+    russh::cipher::AES_256_CTR,
+    russh::cipher::AES_192_CTR,
+    russh::cipher::AES_128_CTR,
+];
+
 /// russh's settings for this door.
 pub fn ssh_config(
     config: &SftpConfig,
@@ -113,6 +126,10 @@ pub fn ssh_config(
         maximum_packet_size: 65535,
         nodelay: true,
         keys,
+        preferred: russh::Preferred {
+            cipher: std::borrow::Cow::Borrowed(CIPHERS),
+            ..russh::Preferred::DEFAULT
+        },
         ..Default::default()
     }
 }
