@@ -54,6 +54,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let context = Arc::new(sftp::DoorContext {
         area: area.clone(),
         auth,
+        limits: config.sftp.clone(),
+        sessions: Default::default(),
     });
     let door = tokio::spawn(sftp::serve(
         listener,

@@ -15,7 +15,7 @@
 //! blocks, while uploads still get back-pressure from the pipe's bound.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +49,12 @@ pub struct SftpConfig {
     pub idle_timeout_secs: u64,
     /// Keepalives every this many seconds; three unanswered end the session.
     pub keepalive_secs: u64,
+    /// A connection that has not logged in after this long is closed.
+    pub login_grace_secs: u64,
+    /// Connections open at once from one address; more are closed at once.
+    pub max_sessions_per_address: usize,
+    /// Sessions logged in at once to one account; more are refused at login.
+    pub max_sessions_per_account: usize,
 }
 
 impl Default for SftpConfig {
@@ -58,6 +64,9 @@ impl Default for SftpConfig {
             rsa_host_key: true,
             idle_timeout_secs: 600,
             keepalive_secs: 30,
+            login_grace_secs: 30,
+            max_sessions_per_address: 50,
+            max_sessions_per_account: 20,
         }
     }
 }
@@ -138,43 +147,171 @@ pub fn ssh_config(
 pub struct DoorContext {
     pub area: Arc<DropArea>,
     pub auth: Arc<Authenticator>,
+    pub limits: SftpConfig,
+    pub sessions: Arc<SessionCounts>,
+}
+
+/// Open connections per address and logged-in sessions per account.
+#[derive(Debug, Default)]
+pub struct SessionCounts {
+    counts: std::sync::Mutex<HashMap<SessionKey, usize>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SessionKey {
+    Address(IpAddr),
+    Account(i64),
+}
+
+/// One counted session; uncounted when dropped (the session ended).
+#[derive(Debug)]
+pub struct SessionGuard {
+    counts: Arc<SessionCounts>,
+    key: SessionKey,
+}
+
+impl SessionCounts {
+    fn enter(self: &Arc<Self>, key: SessionKey, limit: usize) -> Option<SessionGuard> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(key).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(SessionGuard {
+            counts: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let mut counts = self.counts.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Serves SFTP on `listener` until `shutdown`.
+///
+/// Each connection runs as its own russh session (`run_stream`), which lets
+/// the door do what russh leaves to it: refuse an address that is banned or
+/// has too many connections open before any SSH is spoken, close a
+/// connection that has not logged in within the login grace time, and
+/// disconnect every session when the server stops.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: russh::server::Config,
     context: Arc<DoorContext>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut server = SshServer { context };
-    let running = russh::server::Server::run_on_socket(&mut server, Arc::new(config), &listener);
-    let handle = running.handle();
-    tokio::select! {
-        result = running => result?,
-        _ = shutdown.cancelled() => handle.shutdown("the server is stopping".into()),
+    let config = Arc::new(config);
+    let mut sessions = tokio::task::JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let ip = peer.ip();
+        if context.auth.is_banned(ip) {
+            tracing::info!(peer = %ip, "connection refused: address banned");
+            continue;
+        }
+        let Some(address_guard) = context.sessions.enter(
+            SessionKey::Address(ip),
+            context.limits.max_sessions_per_address,
+        ) else {
+            tracing::warn!(peer = %ip, "connection refused: too many connections from this address");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let logged_in = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handler = SshSession {
+            context: context.clone(),
+            peer: ip,
+            account: None,
+            channels: HashMap::new(),
+            logged_in: logged_in.clone(),
+            _address: address_guard,
+            account_guard: None,
+        };
+        let grace = Duration::from_secs(context.limits.login_grace_secs.max(1));
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        sessions.spawn(run_session(
+            config, stream, handler, grace, logged_in, shutdown,
+        ));
+        // Forget the sessions that ended.
+        while sessions.try_join_next().is_some() {}
     }
+    // Stopping: every session was told by the shutdown token; wait for them.
+    while sessions.join_next().await.is_some() {}
     Ok(())
 }
 
-struct SshServer {
-    context: Arc<DoorContext>,
-}
-
-impl russh::server::Server for SshServer {
-    type Handler = SshSession;
-
-    fn new_client(&mut self, peer: Option<SocketAddr>) -> SshSession {
-        SshSession {
-            context: self.context.clone(),
-            peer: peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip()),
-            account: None,
-            channels: HashMap::new(),
+async fn run_session(
+    config: Arc<russh::server::Config>,
+    stream: tokio::net::TcpStream,
+    handler: SshSession,
+    grace: Duration,
+    logged_in: Arc<std::sync::atomic::AtomicBool>,
+    shutdown: CancellationToken,
+) {
+    let peer = handler.peer;
+    let deadline = tokio::time::Instant::now() + grace;
+    // The SSH greeting and key exchange count against the grace time too.
+    let started = russh::server::run_stream(config, stream, handler);
+    let running = match tokio::time::timeout_at(deadline, started).await {
+        Ok(Ok(running)) => running,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "ssh session failed to start");
+            return;
         }
-    }
-
-    fn handle_session_error(&mut self, error: <Self::Handler as russh::server::Handler>::Error) {
-        tracing::debug!(error = %error, "ssh session ended with an error");
+        Err(_) => {
+            tracing::info!(%peer, "connection closed: no login within the grace time");
+            return;
+        }
+    };
+    let handle = running.handle();
+    tokio::pin!(running);
+    let grace_timer = tokio::time::sleep_until(deadline);
+    tokio::pin!(grace_timer);
+    let mut grace_over = false;
+    loop {
+        tokio::select! {
+            result = &mut running => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "ssh session ended with an error");
+                }
+                return;
+            }
+            _ = &mut grace_timer, if !grace_over => {
+                grace_over = true;
+                if !logged_in.load(std::sync::atomic::Ordering::Relaxed) {
+                    tracing::info!(%peer, "connection closed: no login within the grace time");
+                    let _ = handle
+                        .disconnect(russh::Disconnect::ByApplication, "login grace time over".into(), "en".into())
+                        .await;
+                }
+            }
+            _ = shutdown.cancelled() => {
+                let _ = handle
+                    .disconnect(russh::Disconnect::ByApplication, "the server is stopping".into(), "en".into())
+                    .await;
+                let _ = tokio::time::timeout(Duration::from_secs(10), &mut running).await;
+                return;
+            }
+        }
     }
 }
 
@@ -183,6 +320,9 @@ struct SshSession {
     peer: IpAddr,
     account: Option<AccountRecord>,
     channels: HashMap<ChannelId, Channel<Msg>>,
+    logged_in: Arc<std::sync::atomic::AtomicBool>,
+    _address: SessionGuard,
+    account_guard: Option<SessionGuard>,
 }
 
 /// A public key as `authorized_keys` writes it: algorithm and base64.
@@ -194,8 +334,18 @@ fn key_parts(key: &russh::keys::PublicKey) -> Option<(String, String)> {
 
 impl SshSession {
     fn accepted(&mut self, account: AccountRecord, method: &str) -> Auth {
+        let Some(guard) = self.context.sessions.enter(
+            SessionKey::Account(account.id),
+            self.context.limits.max_sessions_per_account,
+        ) else {
+            tracing::warn!(peer = %self.peer, account = %account.name, "login refused: too many sessions for this account");
+            return Auth::reject();
+        };
         tracing::info!(peer = %self.peer, account = %account.name, method, "login");
+        self.account_guard = Some(guard);
         self.account = Some(account);
+        self.logged_in
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Auth::Accept
     }
 }
