@@ -24,6 +24,7 @@ pub struct Config {
     pub sftp: crate::doors::sftp::SftpConfig,
     pub auth: crate::auth::AuthConfig,
     pub jobs: JobsConfig,
+    pub retention: crate::drop_area::Retention,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +67,7 @@ impl Default for Config {
             sftp: Default::default(),
             auth: Default::default(),
             jobs: Default::default(),
+            retention: Default::default(),
         }
     }
 }

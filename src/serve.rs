@@ -64,6 +64,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
+    // Retention: at start, then every hour.
+    let cleaner = {
+        let (area, retention, stop) = (area.clone(), config.retention, shutdown.clone());
+        tokio::spawn(async move {
+            let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = every_hour.tick() => {}
+                    _ = stop.cancelled() => return,
+                }
+                let area = area.clone();
+                let cleaned = tokio::task::spawn_blocking(move || {
+                    area.clean_up(retention, std::time::SystemTime::now())
+                })
+                .await;
+                match cleaned {
+                    Ok(Ok(n)) if n > 0 => {
+                        tracing::info!(files = n, "retention: old archives and reports removed")
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "retention clean-up failed"),
+                    _ => {}
+                }
+            }
+        })
+    };
+
     stop_signal().await;
     tracing::info!("stopping: closing the doors, finishing the imports under way");
     shutdown.cancel();
@@ -71,6 +97,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::error!(error = %e, "sftp door");
     }
     let _ = scheduler.await;
+    let _ = cleaner.await;
     Ok(())
 }
 

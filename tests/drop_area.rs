@@ -433,3 +433,35 @@ async fn recovery_answers_for_an_upload_spooled_but_never_recorded() {
     assert_eq!(r["error_code"], "UPLOAD_INCOMPLETE");
     assert!(!g.area.spool_path(&token).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_archives_and_reports_are_removed() {
+    let mut g = Gate::new();
+    g.start_jobs();
+    upload(&g.acme, "clients.csv", CLIENTS);
+    report(&g.acme, "clients.csv").await;
+    upload(&g.acme, "keep.csv.part", "in progress");
+    let retention = dropgate::drop_area::Retention {
+        archive_days: 90,
+        report_days: 30,
+    };
+    let now = std::time::SystemTime::now();
+    assert_eq!(
+        g.area.clean_up(retention, now).unwrap(),
+        0,
+        "nothing is old yet"
+    );
+    // 31 days later the report goes; 91 days later the archive too. An
+    // upload in progress is never touched.
+    let day = Duration::from_secs(86_400);
+    assert_eq!(g.area.clean_up(retention, now + day * 31).unwrap(), 1);
+    assert!(g.acme.open_read("clients.csv.report.json").is_err());
+    assert_eq!(g.area.clean_up(retention, now + day * 91).unwrap(), 1);
+    assert_eq!(
+        std::fs::read_dir(g.data.join("archive/acme"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert!(g.acme.open_read("keep.csv.part").is_ok());
+}

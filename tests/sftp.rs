@@ -954,3 +954,55 @@ print("ban expired: True")
         assert!(stdout.contains(expected), "{expected}: {stdout}");
     }
 }
+
+#[test]
+fn a_killed_downloading_client_releases_its_session() {
+    if !paramiko_available() {
+        eprintln!("skipped: paramiko is not installed (.ci/run installs it)");
+        return;
+    }
+    // One session per address: a new login succeeds only once the killed
+    // client's session is gone.
+    let s = Server::start_with(&[
+        ("DROPGATE_SFTP_MAX_SESSIONS_PER_ADDRESS", "1"),
+        ("DROPGATE_SFTP_KEEPALIVE_SECS", "1"),
+    ]);
+    let block: Vec<u8> = (0u32..(1 << 18)).flat_map(|i| i.to_le_bytes()).collect();
+    let local = s.dir.path().join("local");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join("big.bin.part"), block.repeat(50)).unwrap();
+    assert!(s.sftp("acme", "put big.bin.part\n").status.success());
+    let mut client = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import os, sys, paramiko
+t = paramiko.Transport(("127.0.0.1", int(os.environ["PORT"])))
+t.connect(username="acme", password=os.environ["PASSWORD"])
+sftp = paramiko.SFTPClient.from_transport(t)
+print("downloading", flush=True)
+sftp.get("big.bin.part", os.devnull)
+"#,
+        )
+        .env("PORT", s.port.to_string())
+        .env("PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(client.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "downloading");
+    client.kill().unwrap(); // SIGKILL, mid-download
+    client.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !s.sftp("acme", "ls\n").status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the session was not released: {}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -191,6 +191,64 @@ impl DropArea {
     }
 }
 
+/// How long what the drop areas keep is kept (SPEC §12).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Imported uploads in `archive/`.
+    pub archive_days: u64,
+    /// Reports in the accounts' folders.
+    pub report_days: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            archive_days: 90,
+            report_days: 30,
+        }
+    }
+}
+
+impl DropArea {
+    /// Deletes archived uploads and reports older than `retention` says, by
+    /// their modification time. Returns how many files went.
+    pub fn clean_up(&self, retention: Retention, now: SystemTime) -> io::Result<usize> {
+        let day = Duration::from_secs(86_400);
+        let mut removed = 0;
+        let older_than = |path: &Path, days: u64| -> bool {
+            let age = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok());
+            age.is_some_and(|a| a > day * days as u32)
+        };
+        for (root, days, reports_only) in [
+            (&self.archive_root, retention.archive_days, false),
+            (&self.drop_root, retention.report_days, true),
+        ] {
+            for folder in std::fs::read_dir(root)? {
+                let folder = folder?.path();
+                if !folder.is_dir() {
+                    continue;
+                }
+                for file in std::fs::read_dir(&folder)? {
+                    let path = file?.path();
+                    let is_report = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| naming::classify(n) == NameKind::Report);
+                    if (!reports_only || is_report) && path.is_file() && older_than(&path, days) {
+                        std::fs::remove_file(&path)?;
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
 /// Writes `<name>.report.json` through a hidden temporary name and a
 /// rename, so a client polling the folder never reads half a report.
 pub fn write_report(dir: &Dir, upload_name: &str, report_json: &str) -> io::Result<()> {
