@@ -586,21 +586,16 @@ fn crashed(mut s: Server) -> tempfile::TempDir {
 /// being made, restarts it, and checks that every acknowledged upload ends
 /// with exactly one import and one report, that no upload is imported twice,
 /// and that the ledger holds exactly what the imported files say.
-fn crash_and_recover(failpoint: &str) {
-    if !paramiko_available() {
-        eprintln!("skipped: paramiko is not installed (.ci/run installs it)");
-        return;
-    }
-    let s = Server::start_with(&[("DROPGATE_FAILPOINT", failpoint)]);
-    let out = s.python(
-        r#"
+/// Uploads `PAIRS` pairs of files (clients, then items that need them)
+/// with paramiko, printing each name once its close is acknowledged.
+const UPLOAD_PAIRS: &str = r#"
 import os, sys, paramiko
 acknowledged = []
 try:
     t = paramiko.Transport(("127.0.0.1", int(os.environ["PORT"])))
     t.connect(username="acme", password=os.environ["PASSWORD"])
     sftp = paramiko.SFTPClient.from_transport(t)
-    for i in range(10):
+    for i in range(int(os.environ.get("PAIRS", "10"))):
         for name, body in [
             (f"clients_{i:02}.csv", f"client_code;client_business_name\nK{i};C{i}\n"),
             (f"items_{i:02}.csv", "client_code;item_type;item_number;item_date_issue;item_date_due;"
@@ -612,8 +607,60 @@ try:
 except Exception as e:
     print("stopped:", type(e).__name__, file=sys.stderr)
 print("\n".join(acknowledged))
-"#,
-    );
+"#;
+
+/// How the server is stopped in a crash test.
+enum Stop<'a> {
+    /// It aborts itself at this failpoint, at the first import.
+    Failpoint(&'a str),
+    /// It is killed from outside (SIGKILL) once this many imports committed.
+    KillAfterImports(usize),
+}
+
+fn crash_and_recover(stop: Stop<'_>) {
+    if !paramiko_available() {
+        eprintln!("skipped: paramiko is not installed (.ci/run installs it)");
+        return;
+    }
+    let (s, out) = match stop {
+        Stop::Failpoint(failpoint) => {
+            let s = Server::start_with(&[("DROPGATE_FAILPOINT", failpoint)]);
+            let out = s.python(UPLOAD_PAIRS);
+            (s, out)
+        }
+        Stop::KillAfterImports(n) => {
+            let s = Server::start();
+            let client = Command::new("python3")
+                .arg("-c")
+                .arg(UPLOAD_PAIRS)
+                .env("PORT", s.port.to_string())
+                .env("PASSWORD", PASSWORD)
+                .env("PAIRS", "100")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let history = dropgate(&s.data())
+                    .args(["history", "--account", "acme", "--limit", "1000"])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&history.stdout)
+                    .lines()
+                    .filter(|l| l.contains("\tok\t"))
+                    .count()
+                    >= n
+                {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no imports: {}", s.log());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            unsafe { libc::kill(s.child.id() as i32, libc::SIGKILL) };
+            (s, client.wait_with_output().unwrap())
+        }
+    };
     let acknowledged: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.is_empty())
@@ -676,17 +723,17 @@ print("\n".join(acknowledged))
 
 #[test]
 fn a_crash_before_an_import_commits_is_recovered_exactly_once() {
-    crash_and_recover("before-commit");
+    crash_and_recover(Stop::Failpoint("before-commit"));
 }
 
 #[test]
 fn a_crash_after_the_commit_before_the_report_is_recovered_exactly_once() {
-    crash_and_recover("after-commit");
+    crash_and_recover(Stop::Failpoint("after-commit"));
 }
 
 #[test]
 fn a_crash_after_the_report_before_the_archive_is_recovered_exactly_once() {
-    crash_and_recover("after-report");
+    crash_and_recover(Stop::Failpoint("after-report"));
 }
 
 fn have(tool: &str) -> bool {
@@ -1005,4 +1052,39 @@ sftp.get("big.bin.part", os.devnull)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn only_the_sftp_subsystem_is_served() {
+    let s = Server::start();
+    let ssh = |extra: &[&str]| {
+        let mut c = Command::new("ssh");
+        c.args(s.ssh_options())
+            .args(["-p", &s.port.to_string(), "-T"])
+            .args(extra)
+            .arg("acme@127.0.0.1");
+        finish_within(c, 30)
+    };
+    let exec = ssh(&[]);
+    assert!(!exec.status.success(), "a shell was served");
+    let mut command = Command::new("ssh");
+    command.args(s.ssh_options()).args([
+        "-p",
+        &s.port.to_string(),
+        "acme@127.0.0.1",
+        "cat",
+        "/etc/passwd",
+    ]);
+    let out = finish_within(command, 30);
+    assert!(
+        !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("root:"),
+        "exec was served"
+    );
+    let forward = ssh(&["-W", &format!("127.0.0.1:{}", s.port)]);
+    assert!(!forward.status.success(), "a TCP forward was served");
+}
+
+#[test]
+fn a_server_killed_with_sigkill_mid_stream_is_recovered_exactly_once() {
+    crash_and_recover(Stop::KillAfterImports(3));
 }
