@@ -178,6 +178,15 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }
 
+    /// `dropgate history` of acme, newest first.
+    fn history(&self) -> String {
+        let out = dropgate(&self.data())
+            .args(["history", "--account", "acme", "--limit", "1000"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn python(&self, script: &str) -> Output {
         Command::new("python3")
             .arg("-c")
@@ -296,11 +305,7 @@ fn a_temporary_name_renamed_into_place_is_processed_once() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("clients.csv.filepart"));
     assert_eq!(s.report("clients.csv.report.json")["nb_client_added"], 2);
-    let history = dropgate(&s.data())
-        .args(["history", "--account", "acme"])
-        .output()
-        .unwrap();
-    let history = String::from_utf8_lossy(&history.stdout);
+    let history = s.history();
     assert_eq!(
         history
             .lines()
@@ -464,15 +469,7 @@ fn uploads_acknowledged_before_a_stop_are_imported_after_the_restart() {
     let dir = s.stop();
     let s = Server::run(dir);
     assert_eq!(s.report("clients.csv.report.json")["nb_client_added"], 2);
-    let history = dropgate(&s.data())
-        .args(["history", "--account", "acme"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&history.stdout).lines().count(),
-        1,
-        "imported once"
-    );
+    assert_eq!(s.history().lines().count(), 1, "imported once");
 }
 
 #[test]
@@ -642,16 +639,7 @@ fn crash_and_recover(stop: Stop<'_>) {
                 .unwrap();
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
-                let history = dropgate(&s.data())
-                    .args(["history", "--account", "acme", "--limit", "1000"])
-                    .output()
-                    .unwrap();
-                if String::from_utf8_lossy(&history.stdout)
-                    .lines()
-                    .filter(|l| l.contains("\tok\t"))
-                    .count()
-                    >= n
-                {
+                if s.history().lines().filter(|l| l.contains("\tok\t")).count() >= n {
                     break;
                 }
                 assert!(Instant::now() < deadline, "no imports: {}", s.log());
@@ -681,11 +669,7 @@ fn crash_and_recover(stop: Stop<'_>) {
             "{name}, order kept: {r}"
         );
     }
-    let history = dropgate(&s.data())
-        .args(["history", "--account", "acme", "--limit", "100"])
-        .output()
-        .unwrap();
-    let history = String::from_utf8_lossy(&history.stdout);
+    let history = s.history();
     // Imported: each file at most once. An upload the server queued but
     // died before acknowledging may be among them: it was durable, just not
     // confirmed; the promise is about the acknowledged ones.
@@ -804,11 +788,7 @@ fn lftp_with_a_temporary_file_is_processed_once() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(s.report("clients.csv.report.json")["nb_client_added"], 2);
-    let history = dropgate(&s.data())
-        .args(["history", "--account", "acme"])
-        .output()
-        .unwrap();
-    let history = String::from_utf8_lossy(&history.stdout);
+    let history = s.history();
     assert_eq!(
         history.lines().count(),
         1,

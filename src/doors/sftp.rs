@@ -333,6 +333,29 @@ fn key_parts(key: &russh::keys::PublicKey) -> Option<(String, String)> {
 }
 
 impl SshSession {
+    /// A public key, offered (is it one of the account's?) or `signed`
+    /// (russh verified the signature: log in).
+    fn check_key(
+        &mut self,
+        user: &str,
+        key: &russh::keys::PublicKey,
+        signed: bool,
+    ) -> anyhow::Result<Auth> {
+        let Some((algorithm, data)) = key_parts(key) else {
+            return Ok(Auth::reject());
+        };
+        let checked = self
+            .context
+            .auth
+            .public_key(self.peer, user, &algorithm, &data, signed);
+        Ok(match checked {
+            Ok(account) if signed => self.accepted(account, "publickey"),
+            Ok(_) => Auth::Accept,
+            Err(AuthError::Store(e)) => return Err(e.into()),
+            Err(_) => Auth::reject(),
+        })
+    }
+
     fn accepted(&mut self, account: AccountRecord, method: &str) -> Auth {
         let Some(guard) = self.context.sessions.enter(
             SessionKey::Account(account.id),
@@ -370,20 +393,7 @@ impl russh::server::Handler for SshSession {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        let Some((algorithm, data)) = key_parts(offer.public_key) else {
-            return Ok(Auth::reject());
-        };
-        Ok(
-            match self
-                .context
-                .auth
-                .public_key(self.peer, user, &algorithm, &data, false)
-            {
-                Ok(_) => Auth::Accept,
-                Err(AuthError::Store(e)) => return Err(e.into()),
-                Err(_) => Auth::reject(),
-            },
-        )
+        self.check_key(user, offer.public_key, false)
     }
 
     async fn auth_publickey(
@@ -391,20 +401,7 @@ impl russh::server::Handler for SshSession {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        let Some((algorithm, data)) = key_parts(key.public_key) else {
-            return Ok(Auth::reject());
-        };
-        Ok(
-            match self
-                .context
-                .auth
-                .public_key(self.peer, user, &algorithm, &data, true)
-            {
-                Ok(account) => self.accepted(account, "publickey"),
-                Err(AuthError::Store(e)) => return Err(e.into()),
-                Err(_) => Auth::reject(),
-            },
-        )
+        self.check_key(user, key.public_key, true)
     }
 
     async fn channel_open_session(
