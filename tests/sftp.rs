@@ -948,8 +948,10 @@ a, b = login(password), login(password)
 print("two sessions:", a is not None and b is not None)
 print("third refused:", login(password) is None)
 a.close(); b.close()
-time.sleep(0.5)
-c = login(password)
+deadline = time.time() + 30
+while (c := login(password)) is None:  # once the server has seen them go
+    assert time.time() < deadline, "the sessions were never released"
+    time.sleep(0.2)
 print("after closing:", c is not None)
 c.close()
 for _ in range(3):
