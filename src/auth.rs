@@ -66,6 +66,46 @@ pub struct Authenticator {
     store: Mutex<SqliteStore>,
     config: AuthConfig,
     failures: Mutex<HashMap<IpAddr, Failures>>,
+    /// Password checks under way: each argon2 verification takes ~19 MiB,
+    /// so they are bounded, or a crowd of logins (even with unknown names)
+    /// would take the memory.
+    checks: CheckGate,
+}
+
+/// A counting gate: at most `max` holders at once, the others wait.
+struct CheckGate {
+    running: Mutex<usize>,
+    freed: std::sync::Condvar,
+    max: usize,
+}
+
+impl CheckGate {
+    fn new(max: usize) -> CheckGate {
+        CheckGate {
+            running: Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+            max: max.max(1),
+        }
+    }
+
+    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            while *running >= self.max {
+                running = self.freed.wait(running).unwrap_or_else(|p| p.into_inner());
+            }
+            *running += 1;
+        }
+        let result = f();
+        *self.running.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        self.freed.notify_one();
+        result
+    }
+}
+
+/// Password checks run at once: two per core keeps the CPUs busy.
+fn concurrent_checks() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
 }
 
 /// The hash an unknown account's password is checked against, so that it
@@ -78,6 +118,7 @@ impl Authenticator {
             store: Mutex::new(SqliteStore::open(data_dir)?),
             config,
             failures: Mutex::new(HashMap::new()),
+            checks: CheckGate::new(concurrent_checks()),
         })
     }
 
@@ -135,8 +176,8 @@ impl Authenticator {
             .as_ref()
             .and_then(|a| a.password_hash.as_deref())
             .unwrap_or(DUMMY_HASH);
-        let ok = verify_password(hash, password)
-            && account.as_ref().is_some_and(|a| a.password_hash.is_some());
+        let verified = self.checks.run(|| verify_password(hash, password));
+        let ok = verified && account.as_ref().is_some_and(|a| a.password_hash.is_some());
         match account {
             Some(a) if ok => Ok(a),
             _ => {
@@ -234,6 +275,29 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert!(auth.password(peer, "acme", "right-password").is_ok());
+    }
+
+    #[test]
+    fn the_check_gate_lets_at_most_max_run_at_once() {
+        let gate = std::sync::Arc::new(CheckGate::new(2));
+        let now = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (gate, now, peak) = (gate.clone(), now.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    gate.run(|| {
+                        let n = now.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                        peak.fetch_max(n, std::sync::atomic::Ordering::SeqCst);
+                        // Hold the gate a little, so that others queue.
+                        crate::accounts::verify_password(DUMMY_HASH, "x");
+                        now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    })
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert!(peak.load(std::sync::atomic::Ordering::SeqCst) <= 2);
     }
 
     #[test]

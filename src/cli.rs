@@ -179,8 +179,13 @@ fn read_password() -> anyhow::Result<String> {
 fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve => {
+            // Blocking work (upload completion with its fsyncs, imports,
+            // password checks) runs on a bounded pool: a thread per upload
+            // in flight would cost memory (allocator heaps, stacks) for
+            // nothing on a 2-core machine; excess work waits its turn.
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                .max_blocking_threads(32)
                 .build()?;
             runtime.block_on(crate::serve::run(config.clone()))?;
             Ok(ExitCode::SUCCESS)

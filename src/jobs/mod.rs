@@ -90,6 +90,9 @@ pub async fn run(
 ) {
     let settings = Arc::new(settings);
     let workers = settings.workers.max(1);
+    // Connections kept between jobs: opening one per import costs more than
+    // a small import.
+    let connections: Arc<std::sync::Mutex<Vec<SqliteStore>>> = Arc::default();
     let mut waiting: HashMap<i64, VecDeque<i64>> = HashMap::new();
     let mut busy: HashSet<i64> = HashSet::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<i64>();
@@ -111,8 +114,23 @@ pub async fn run(
             };
             busy.insert(account);
             let (area, settings, done) = (area.clone(), settings.clone(), done_tx.clone());
+            let connections = connections.clone();
             tokio::task::spawn_blocking(move || {
-                if let Err(e) = process(&area, &settings, import_id) {
+                let kept = connections.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let result = match kept {
+                    Some(store) => Ok(store),
+                    None => SqliteStore::open(&settings.data_dir),
+                }
+                .map_err(JobError::from)
+                .and_then(|mut store| {
+                    let result = process(&area, &settings, &mut store, import_id);
+                    connections
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(store);
+                    result
+                });
+                if let Err(e) = result {
                     tracing::error!(import_id, error = %e, "import job failed; kept for retry at next start");
                 }
                 let _ = done.send(account);
@@ -151,8 +169,12 @@ pub enum JobError {
 
 /// Imports one queued upload (unless its import was committed already) and
 /// publishes its report. Blocking.
-pub fn process(area: &DropArea, settings: &Settings, import_id: i64) -> Result<(), JobError> {
-    let mut store = SqliteStore::open(&settings.data_dir)?;
+pub fn process(
+    area: &DropArea,
+    settings: &Settings,
+    store: &mut SqliteStore,
+    import_id: i64,
+) -> Result<(), JobError> {
     let import = store
         .import_by_id(import_id)?
         .ok_or(JobError::Unknown(import_id))?;
@@ -179,7 +201,7 @@ pub fn process(area: &DropArea, settings: &Settings, import_id: i64) -> Result<(
                 .unwrap_or_else(|_| chrono::Utc::now());
             let started = std::time::Instant::now();
             let report = engine::import_file(
-                &mut store,
+                store,
                 ImportRequest {
                     path: &area.spool_path(&token),
                     file_name: &import.file_name,
@@ -207,7 +229,7 @@ pub fn process(area: &DropArea, settings: &Settings, import_id: i64) -> Result<(
             report.to_json_pretty()
         }
     };
-    area.publish(&mut store, &account.name, &import, &report_json)?;
+    area.publish(store, &account.name, &import, &report_json)?;
     Ok(())
 }
 
