@@ -221,6 +221,17 @@ const CLIENTS: &str = "client_code;client_business_name\nC0001;My company\nC0002
 const ITEMS: &str = "client_code;item_type;item_number;item_date_issue;item_date_due;item_amount_initial_inc_tax\n\
                      C0001;FAC;00000123;2025-12-05;2025-12-12;\"6 580,10\"\nC0002;AVO;7;2025-12-05;2025-12-12;10\n";
 
+/// Skips a test that needs paramiko where it is not installed (`.ci/run`
+/// installs it, so CI always runs these).
+macro_rules! require_paramiko {
+    () => {
+        if !paramiko_available() {
+            eprintln!("skipped: paramiko is not installed (.ci/run installs it)");
+            return;
+        }
+    };
+}
+
 fn paramiko_available() -> bool {
     Command::new("python3")
         .args(["-c", "import paramiko"])
@@ -375,10 +386,7 @@ fn uploads_are_processed_in_order_within_one_session() {
 
 #[test]
 fn paramiko_password_login_upload_and_failed_logins_look_alike() {
-    if !paramiko_available() {
-        eprintln!("skipped: paramiko is not installed (.ci/run installs it)");
-        return;
-    }
+    require_paramiko!();
     let s = Server::start();
     let out = s.python(
         r#"
@@ -425,10 +433,7 @@ print(errors[0] == errors[1], errors[0])
 
 #[test]
 fn a_client_killed_mid_upload_leaves_nothing_imported_and_an_incomplete_report() {
-    if !paramiko_available() {
-        eprintln!("skipped: paramiko is not installed (.ci/run installs it)");
-        return;
-    }
+    require_paramiko!();
     let s = Server::start();
     let out = s.python(
         r#"
@@ -615,10 +620,7 @@ enum Stop<'a> {
 }
 
 fn crash_and_recover(stop: Stop<'_>) {
-    if !paramiko_available() {
-        eprintln!("skipped: paramiko is not installed (.ci/run installs it)");
-        return;
-    }
+    require_paramiko!();
     let (s, out) = match stop {
         Stop::Failpoint(failpoint) => {
             let s = Server::start_with(&[("DROPGATE_FAILPOINT", failpoint)]);
@@ -923,10 +925,7 @@ fn too_many_connections_from_one_address_are_refused() {
 
 #[test]
 fn sessions_per_account_are_limited_and_addresses_that_keep_failing_are_banned() {
-    if !paramiko_available() {
-        eprintln!("skipped: paramiko is not installed (.ci/run installs it)");
-        return;
-    }
+    require_paramiko!();
     let s = Server::start_with(&[
         ("DROPGATE_SFTP_MAX_SESSIONS_PER_ACCOUNT", "2"),
         ("DROPGATE_AUTH_MAX_FAILURES", "3"),
@@ -987,10 +986,7 @@ print("ban expired: True")
 
 #[test]
 fn a_killed_downloading_client_releases_its_session() {
-    if !paramiko_available() {
-        eprintln!("skipped: paramiko is not installed (.ci/run installs it)");
-        return;
-    }
+    require_paramiko!();
     // One session per address: a new login succeeds only once the killed
     // client's session is gone.
     let s = Server::start_with(&[
