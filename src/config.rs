@@ -22,6 +22,7 @@ pub struct Config {
     /// Server-wide import defaults (SPEC §4), below each account's.
     pub import: ImportDefaults,
     pub sftp: crate::doors::sftp::SftpConfig,
+    pub ftp: crate::doors::ftp::FtpConfig,
     pub auth: crate::auth::AuthConfig,
     pub jobs: JobsConfig,
     pub retention: crate::drop_area::Retention,
@@ -65,6 +66,7 @@ impl Default for Config {
             log: LogConfig::default(),
             import: ImportDefaults::default(),
             sftp: Default::default(),
+            ftp: Default::default(),
             auth: Default::default(),
             jobs: Default::default(),
             retention: Default::default(),

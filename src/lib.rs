@@ -9,9 +9,10 @@
 //! The flow of a file, and the modules in that order:
 //!
 //! ```text
-//! doors         SFTP, FTP, HTTP (to come); today the `import` command in `cli`
-//!   → drop_area   naming rules: type, temporary names, name tags
-//!   → jobs        durable queue, per-account order (to come with the doors)
+//! doors         SFTP and FTP/FTPS (`dropgate serve`), the `import` command
+//!               in `cli`; HTTP to come
+//!   → drop_area   confinement, naming, uploads and their completion, reports
+//!   → jobs        durable queue, per-account order, recovery
 //!   → engine      reading → fields → file types → report
 //!   → store       one transaction per file (SQLite)
 //! ```

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::doors::sftp;
+use crate::doors::{ftp, sftp};
 use crate::drop_area::DropArea;
 use crate::jobs;
 use crate::store::SqliteStore;
@@ -44,25 +44,49 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
 
     let auth = Arc::new(Authenticator::open(&data, config.auth.clone())?);
+    let mut doors = Vec::new();
+
     let keys = sftp::host_keys(&data, config.sftp.rsa_host_key)?;
-    let listener = TcpListener::bind(&config.sftp.listen).await?;
-    let address = listener.local_addr()?;
-    tracing::info!(%address, "sftp listening");
-    // For scripts and tests that asked for port 0.
-    println!("sftp listening on {address}");
-    std::io::stdout().flush()?;
+    let listener = listen("sftp", &config.sftp.listen).await?;
     let context = Arc::new(sftp::DoorContext {
         area: area.clone(),
-        auth,
+        auth: auth.clone(),
         limits: config.sftp.clone(),
         sessions: Default::default(),
     });
-    let door = tokio::spawn(sftp::serve(
-        listener,
-        sftp::ssh_config(&config.sftp, &context.auth, keys),
-        context,
-        shutdown.clone(),
+    doors.push((
+        "sftp",
+        tokio::spawn(sftp::serve(
+            listener,
+            sftp::ssh_config(&config.sftp, &context.auth, keys),
+            context,
+            shutdown.clone(),
+        )),
     ));
+
+    if config.ftp.enabled {
+        let settings = ftp::FtpSettings::from_config(&config.ftp)?;
+        let door = Arc::new(ftp::FtpDoor {
+            area: area.clone(),
+            auth: auth.clone(),
+            settings,
+            sessions: Default::default(),
+        });
+        let listener = listen("ftp", &config.ftp.listen).await?;
+        doors.push((
+            "ftp",
+            tokio::spawn(ftp::serve(listener, door.clone(), false, shutdown.clone())),
+        ));
+        if !config.ftp.implicit_tls_listen.is_empty() {
+            let listener = listen("ftps", &config.ftp.implicit_tls_listen).await?;
+            doors.push((
+                "ftps",
+                tokio::spawn(ftp::serve(listener, door, true, shutdown.clone())),
+            ));
+        }
+    }
+
+    say("dropgate ready");
 
     // Retention: at start, then every hour.
     let cleaner = {
@@ -93,12 +117,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     stop_signal().await;
     tracing::info!("stopping: closing the doors, finishing the imports under way");
     shutdown.cancel();
-    if let Ok(Err(e)) = door.await {
-        tracing::error!(error = %e, "sftp door");
+    for (name, door) in doors {
+        if let Ok(Err(e)) = door.await {
+            tracing::error!(error = %e, door = name, "door failed");
+        }
     }
     let _ = scheduler.await;
     let _ = cleaner.await;
     Ok(())
+}
+
+/// Binds a door's listener and says where it listens: in the log, and on
+/// standard output as `<door> listening on <address>` for scripts and tests
+/// that asked for port 0.
+async fn listen(door: &str, address: &str) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("{door} door: cannot listen on {address}: {e}"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, door, "listening");
+    say(&format!("{door} listening on {address}"));
+    Ok(listener)
+}
+
+/// A line on standard output, for whoever started the server; nobody may
+/// be reading any more, which is not an error.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 async fn stop_signal() {

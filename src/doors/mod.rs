@@ -6,6 +6,41 @@
 //! serve` ([`crate::serve`]) runs them together.
 //!
 //! - [`sftp`]: SSH with the `sftp` subsystem (russh, russh-sftp).
-//! - FTP/FTPS and HTTP: to come.
+//! - [`ftp`]: FTP, explicit and implicit FTPS (tokio, rustls).
+//! - HTTP: to come.
+//!
+//! What the doors share: [`sessions`] (limits per address and account),
+//! [`tls`] (certificates), and the one log line per upload.
 
+pub mod ftp;
+pub mod sessions;
 pub mod sftp;
+pub mod tls;
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use crate::drop_area::Completion;
+
+/// The log line of an upload that completed (SPEC §12): one per upload,
+/// whatever the door.
+pub fn log_upload(
+    door: &str,
+    peer: IpAddr,
+    account: &str,
+    file: &str,
+    bytes: u64,
+    started: Instant,
+    completion: &Completion,
+) {
+    let outcome = match completion {
+        Completion::Queued(_) => "queued",
+        Completion::Kept => "kept",
+    };
+    let import_id = match completion {
+        Completion::Queued(id) => Some(*id),
+        Completion::Kept => None,
+    };
+    tracing::info!(door, %peer, account, file, bytes,
+        duration_ms = started.elapsed().as_millis() as u64, outcome, import_id, "upload");
+}

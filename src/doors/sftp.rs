@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncWriteExt, duplex};
 use tokio_util::sync::CancellationToken;
 
+use super::sessions::{SessionCounts, SessionGuard, SessionKey};
 use crate::auth::{AuthError, Authenticator};
 use crate::drop_area::{AccountArea, AreaError, Completion, DropArea, Entry, Target, Upload};
 use crate::store::AccountRecord;
@@ -149,52 +150,6 @@ pub struct DoorContext {
     pub auth: Arc<Authenticator>,
     pub limits: SftpConfig,
     pub sessions: Arc<SessionCounts>,
-}
-
-/// Open connections per address and logged-in sessions per account.
-#[derive(Debug, Default)]
-pub struct SessionCounts {
-    counts: std::sync::Mutex<HashMap<SessionKey, usize>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum SessionKey {
-    Address(IpAddr),
-    Account(i64),
-}
-
-/// One counted session; uncounted when dropped (the session ended).
-#[derive(Debug)]
-pub struct SessionGuard {
-    counts: Arc<SessionCounts>,
-    key: SessionKey,
-}
-
-impl SessionCounts {
-    fn enter(self: &Arc<Self>, key: SessionKey, limit: usize) -> Option<SessionGuard> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.entry(key).or_insert(0);
-        if *n >= limit {
-            return None;
-        }
-        *n += 1;
-        Some(SessionGuard {
-            counts: self.clone(),
-            key,
-        })
-    }
-}
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        let mut counts = self.counts.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.key);
-            }
-        }
-    }
 }
 
 /// Serves SFTP on `listener` until `shutdown`.
@@ -785,10 +740,15 @@ impl russh_sftp::server::Handler for SftpSession {
                     .await
                     .map_err(blocking_error)?
                     .map_err(|e| reply(&e))?;
-                tracing::info!(peer = %self.peer, account = %self.area.account_name, file = %name,
-                    bytes, duration_ms = started.elapsed().as_millis() as u64,
-                    outcome = match completion { Completion::Queued(_) => "queued", Completion::Kept => "kept" },
-                    "upload");
+                super::log_upload(
+                    "sftp",
+                    self.peer,
+                    &self.area.account_name,
+                    &name,
+                    bytes,
+                    started,
+                    &completion,
+                );
                 Ok(ok(id))
             }
             Some(_) => Ok(ok(id)),

@@ -2,6 +2,9 @@
 //! account, and imports through the real engine.
 #![allow(dead_code)]
 
+#[macro_use]
+pub mod server;
+
 use std::path::{Path, PathBuf};
 
 use dropgate::accounts::AccountSettings;
