@@ -180,7 +180,7 @@ wait_for_line() {
 # sets DG_PID and DG_PORT.
 start_dropgate() {
     local log=$WORK/dropgate.$((++DG_STARTS))
-    env DROPGATE_SFTP_LISTEN=127.0.0.1:0 DROPGATE_SFTP_RSA_HOST_KEY=false "$@" \
+    env DROPGATE_SFTP_LISTEN=127.0.0.1:0 DROPGATE_SFTP_RSA_HOST_KEY=false DROPGATE_FTP_ENABLED=false "$@" \
         "$BIN" --data-dir "$DATA" serve >"$log.out" 2>"$log.err" &
     DG_PID=$!
     if ! wait_for_line "$log.out" '^sftp listening on ' "$DG_PID" 30; then

@@ -26,6 +26,14 @@ use crate::drop_area::Upload;
 /// The size of the blocks a transfer reads and writes.
 pub const BLOCK: usize = 256 * 1024;
 
+/// A data connection that moves no byte for this long has failed (an
+/// upload on it is then incomplete).
+pub const STALL: Duration = Duration::from_secs(300);
+
+fn stalled() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "no data for 300 s")
+}
+
 /// How the next transfer gets its data connection.
 pub enum DataPlan {
     None,
@@ -180,18 +188,29 @@ impl DataStream {
         }
     }
 
+    /// Reads; a transfer that stalls for [`STALL`] fails.
     async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            DataStream::Plain(s) => s.read(buf).await,
-            DataStream::Tls(s) => s.read(buf).await,
-        }
+        let read = async {
+            match self {
+                DataStream::Plain(s) => s.read(buf).await,
+                DataStream::Tls(s) => s.read(buf).await,
+            }
+        };
+        tokio::time::timeout(STALL, read)
+            .await
+            .unwrap_or_else(|_| Err(stalled()))
     }
 
     async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            DataStream::Plain(s) => s.write_all(buf).await,
-            DataStream::Tls(s) => s.write_all(buf).await,
-        }
+        let write = async {
+            match self {
+                DataStream::Plain(s) => s.write_all(buf).await,
+                DataStream::Tls(s) => s.write_all(buf).await,
+            }
+        };
+        tokio::time::timeout(STALL, write)
+            .await
+            .unwrap_or_else(|_| Err(stalled()))
     }
 
     /// Ends the transfer: TLS `close_notify`, then the TCP end of stream.

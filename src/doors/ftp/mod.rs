@@ -124,7 +124,12 @@ pub struct FtpSettings {
     /// no TLS 1.3 session tickets. A client that only writes to an upload's
     /// data connection never reads the tickets a TLS 1.3 server sends after
     /// the handshake; when it closes, the unread tickets make its kernel
-    /// reset the connection, and the upload fails (lftp with GnuTLS).
+    /// reset the connection instead of closing it, and the end of the upload
+    /// can be lost (the "FTPS uploads fail with TLS 1.3" reports of lftp,
+    /// curl and ProFTPD, proftpd #959; the reason libunftp turned TLS 1.3
+    /// off). lftp 4.9.2 here uploads over TLS 1.3 either way; without
+    /// tickets the hazard is gone, and resumption still works from the
+    /// control connection's tickets.
     pub tls_data: Option<Arc<rustls::ServerConfig>>,
     pub idle_timeout: Duration,
     pub login_grace: Duration,
