@@ -1,14 +1,95 @@
 //! Session limits shared by the doors: connections open at once from one
 //! address, and sessions logged in at once to one account (SPEC §11).
 //!
-//! A door asks [`SessionCounts::enter`] when a connection arrives (by
-//! address) and when it logs in (by account); the guard it gets back
-//! uncounts the session when it is dropped, however the session ends.
-//! Each door keeps its own counts, with its own configured limits.
+//! A door takes its connections from [`next_arrival`], which refuses banned
+//! addresses and addresses over their limit, and asks
+//! [`SessionCounts::enter`] again when a session logs in (by account); the
+//! guard it gets back uncounts the session when it is dropped, however the
+//! session ends. Each door keeps its own counts, with its own limits.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Authenticator;
+
+/// A connection that came to a door.
+pub enum Arrival {
+    /// Counted against its address; the session may start.
+    Admitted {
+        stream: TcpStream,
+        peer: IpAddr,
+        guard: SessionGuard,
+    },
+    /// Refused (and logged): the door may say why before closing it.
+    Refused { stream: TcpStream, why: Refusal },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many failed logins from the address ([`crate::auth`]).
+    Banned,
+    /// Too many connections open from the address.
+    Busy,
+}
+
+/// The next connection to a door, checked; `None` once `shutdown` is
+/// cancelled.
+pub async fn next_arrival(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+    auth: &Authenticator,
+    counts: &Arc<SessionCounts>,
+    per_address: usize,
+) -> Option<Arrival> {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return None,
+        };
+        let peer = canonical(peer.ip());
+        if auth.is_banned(peer) {
+            tracing::info!(%peer, "connection refused: address banned");
+            return Some(Arrival::Refused {
+                stream,
+                why: Refusal::Banned,
+            });
+        }
+        let _ = stream.set_nodelay(true);
+        return Some(match counts.enter(SessionKey::Address(peer), per_address) {
+            Some(guard) => Arrival::Admitted {
+                stream,
+                peer,
+                guard,
+            },
+            None => {
+                tracing::warn!(%peer, "connection refused: too many connections from this address");
+                Arrival::Refused {
+                    stream,
+                    why: Refusal::Busy,
+                }
+            }
+        });
+    }
+}
+
+/// An IPv4 client seen through an IPv6 socket is still that IPv4 address,
+/// for bans, limits and the FTP data-connection check.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
 
 /// Open connections per address and logged-in sessions per account.
 #[derive(Debug, Default)]

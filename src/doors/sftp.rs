@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncWriteExt, duplex};
 use tokio_util::sync::CancellationToken;
 
-use super::sessions::{SessionCounts, SessionGuard, SessionKey};
+use super::sessions::{Arrival, SessionCounts, SessionGuard, SessionKey, next_arrival};
 use crate::auth::{AuthError, Authenticator};
 use crate::drop_area::{AccountArea, AreaError, Completion, DropArea, Entry, Target, Upload};
 use crate::store::AccountRecord;
@@ -167,30 +167,25 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let mut sessions = tokio::task::JoinSet::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        let ip = peer.ip();
-        if context.auth.is_banned(ip) {
-            tracing::info!(peer = %ip, "connection refused: address banned");
-            continue;
-        }
-        let Some(address_guard) = context.sessions.enter(
-            SessionKey::Address(ip),
-            context.limits.max_sessions_per_address,
-        ) else {
-            tracing::warn!(peer = %ip, "connection refused: too many connections from this address");
+    let per_address = context.limits.max_sessions_per_address;
+    while let Some(arrival) = next_arrival(
+        &listener,
+        &shutdown,
+        &context.auth,
+        &context.sessions,
+        per_address,
+    )
+    .await
+    {
+        // A refused connection is closed before any SSH is spoken.
+        let Arrival::Admitted {
+            stream,
+            peer: ip,
+            guard: address_guard,
+        } = arrival
+        else {
             continue;
         };
-        let _ = stream.set_nodelay(true);
         let logged_in = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let handler = SshSession {
             context: context.clone(),

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::server::TlsStream;
 
-use super::canonical;
+use crate::doors::sessions::canonical;
 use crate::drop_area::Upload;
 
 /// The size of the blocks a transfer reads and writes.

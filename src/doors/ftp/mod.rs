@@ -32,7 +32,7 @@ mod data;
 mod listing;
 mod session;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::sessions::{SessionCounts, SessionKey};
+use super::sessions::{Arrival, Refusal, SessionCounts, next_arrival};
 use crate::auth::Authenticator;
 use crate::drop_area::DropArea;
 
@@ -226,54 +226,48 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut sessions = tokio::task::JoinSet::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        let ip = canonical(peer.ip());
-        if door.auth.is_banned(ip) {
-            tracing::info!(peer = %ip, "connection refused: address banned");
-            session::refuse(
+    let per_address = door.settings.max_sessions_per_address;
+    while let Some(arrival) = next_arrival(
+        &listener,
+        &shutdown,
+        &door.auth,
+        &door.sessions,
+        per_address,
+    )
+    .await
+    {
+        match arrival {
+            Arrival::Admitted {
                 stream,
-                "421 Too many failed logins from your address; try again later.",
-            )
-            .await;
-            continue;
+                peer,
+                guard,
+            } => {
+                let (door, shutdown) = (door.clone(), shutdown.clone());
+                sessions.spawn(async move {
+                    session::run(door, stream, peer, implicit_tls, guard, shutdown).await;
+                });
+            }
+            // Said in the clear, even on the implicit-TLS port: the
+            // connection is refused before any TLS.
+            Arrival::Refused { stream, why } => {
+                session::refuse(
+                    stream,
+                    match why {
+                        Refusal::Banned => {
+                            "421 Too many failed logins from your address; try again later."
+                        }
+                        Refusal::Busy => "421 Too many connections from your address.",
+                    },
+                )
+                .await
+            }
         }
-        let Some(address_guard) = door.sessions.enter(
-            SessionKey::Address(ip),
-            door.settings.max_sessions_per_address,
-        ) else {
-            tracing::warn!(peer = %ip, "connection refused: too many connections from this address");
-            session::refuse(stream, "421 Too many connections from your address.").await;
-            continue;
-        };
-        let (door, shutdown) = (door.clone(), shutdown.clone());
-        sessions.spawn(async move {
-            session::run(door, stream, implicit_tls, address_guard, shutdown).await;
-        });
         // Forget the sessions that ended.
         while sessions.try_join_next().is_some() {}
     }
     // Stopping: every session was told by the shutdown token; wait for them.
     while sessions.join_next().await.is_some() {}
     Ok(())
-}
-
-/// An IPv4 client seen through an IPv6 socket is still that IPv4 address,
-/// for bans, limits and the data-connection check.
-pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 #[cfg(test)]

@@ -21,9 +21,10 @@ use tokio_util::sync::CancellationToken;
 use super::control::{Command, Control, Waiting};
 use super::data::{self, DataPlan, DataStream};
 use super::listing;
-use super::{FtpDoor, TlsPolicy, canonical};
+use super::{FtpDoor, TlsPolicy};
 use crate::auth::AuthError;
 use crate::doors::log_upload;
+use crate::doors::sessions::canonical;
 use crate::doors::sessions::{SessionGuard, SessionKey};
 use crate::drop_area::{AccountArea, AreaError, Completion, Target, Upload};
 
@@ -41,17 +42,17 @@ pub async fn refuse(mut stream: TcpStream, reply: &str) {
 pub async fn run(
     door: Arc<FtpDoor>,
     stream: TcpStream,
+    peer: IpAddr,
     implicit_tls: bool,
     address_guard: SessionGuard,
     shutdown: CancellationToken,
 ) {
-    let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+    let Ok(local) = stream.local_addr() else {
         return;
     };
-    let _ = stream.set_nodelay(true);
     let mut session = Session {
         door: door.clone(),
-        peer: canonical(peer.ip()),
+        peer,
         local,
         control: Control::new(stream),
         user: None,
@@ -115,6 +116,14 @@ struct LoggedIn {
 enum Next {
     Continue,
     Quit,
+}
+
+/// What a download sends.
+enum Outgoing {
+    /// A file, from an offset (`REST`).
+    File(std::fs::File, u64),
+    /// A listing.
+    Text(String),
 }
 
 /// How a transfer ended, seen from the control connection.
@@ -816,10 +825,26 @@ impl Session {
             Ok(f) => f,
             Err(e) => return self.refusal(&e).await,
         };
+        self.send(
+            format!("Sending {name}."),
+            Outgoing::File(file, restart_at),
+            shutdown,
+        )
+        .await
+    }
+
+    /// Sends a file or a listing over the next data connection (`150`,
+    /// TLS if protected, the bytes, `226`), watching the control connection.
+    async fn send(
+        &mut self,
+        opening: String,
+        outgoing: Outgoing,
+        shutdown: &CancellationToken,
+    ) -> Result<()> {
         let Some(stream) = self.open_data().await? else {
             return Ok(());
         };
-        self.control.reply(150, &format!("Sending {name}.")).await?;
+        self.control.reply(150, &opening).await?;
         let mut data = match self.secure_data(stream).await {
             Ok(d) => d,
             Err(e) => {
@@ -830,7 +855,10 @@ impl Session {
             }
         };
         let sending = async {
-            let n = data::send_file(&mut data, file, restart_at).await?;
+            let n = match outgoing {
+                Outgoing::File(file, offset) => data::send_file(&mut data, file, offset).await?,
+                Outgoing::Text(text) => data::send_bytes(&mut data, text.as_bytes()).await?,
+            };
             data.finish().await?;
             Ok(n)
         };
@@ -882,26 +910,12 @@ impl Session {
                 .collect(),
             _ => entries.iter().map(|e| listing::list_line(e, now)).collect(),
         };
-        let Some(stream) = self.open_data().await? else {
-            return Ok(());
-        };
-        self.control.reply(150, "Here comes the listing.").await?;
-        let mut data = match self.secure_data(stream).await {
-            Ok(d) => d,
-            Err(e) => {
-                return self
-                    .control
-                    .reply(425, &format!("TLS on the data connection failed: {e}."))
-                    .await;
-            }
-        };
-        let sending = async {
-            let n = data::send_bytes(&mut data, text.as_bytes()).await?;
-            data.finish().await?;
-            Ok(n)
-        };
-        let ending = Self::watch(&mut self.control, &mut self.queued, sending, shutdown).await;
-        self.download_ended(ending).await
+        self.send(
+            "Here comes the listing.".into(),
+            Outgoing::Text(text),
+            shutdown,
+        )
+        .await
     }
 
     async fn mlst(&mut self, path: &str) -> Result<()> {
