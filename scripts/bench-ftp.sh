@@ -68,17 +68,8 @@ DG_PID=""
 VS_PID=""
 USER_ADDED=""
 
-stop_pid() {
-    local pid=$1 i
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 200; i++)); do
-        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X) =~ ^[XZ]$ ]] && break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 cleanup() {
     local rc=$?
     stop_pid "$DG_PID"

@@ -110,20 +110,8 @@ DROP=$DATA/drop/bench
 DG_PID=""
 SSHD_PID=""
 
-# stop_pid PID: SIGTERM, then wait for it at most 20 s, then SIGKILL. Only
-# ever the processes this script started, by their id.
-stop_pid() {
-    local pid=$1 i
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 200; i++)); do
-        # Gone, or a zombie waiting for `wait` below.
-        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X) =~ ^[XZ]$ ]] && break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 cleanup() {
     local rc=$?
     stop_pid "$DG_PID"
