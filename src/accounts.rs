@@ -62,6 +62,28 @@ pub fn hash_password(password: &str) -> Result<String, AccountError> {
 }
 
 /// Checks a password against a stored hash; false for a malformed hash.
+/// A new API token: `dg_` and 256 random bits in URL-safe base64. Shown
+/// once; only [`token_digest`] of it is stored.
+pub fn new_api_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "dg_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// What is stored of an API token: its SHA-256, in hex. A token is random
+/// and long, so unlike a password it needs no slow hash: nobody can guess
+/// it from its digest, and checking it stays cheap per request.
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 pub fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
         .map(|h| {

@@ -157,6 +157,7 @@ impl Authenticator {
             f.banned_until = Some(Instant::now() + Duration::from_secs(self.config.ban_secs));
             f.recent.clear();
         }
+        crate::metrics::failed_login(method);
         tracing::warn!(%peer, user, method, banned, "failed login");
     }
 
@@ -182,6 +183,28 @@ impl Authenticator {
             Some(a) if ok => Ok(a),
             _ => {
                 self.failed(peer, user, "password");
+                Err(AuthError::Denied)
+            }
+        }
+    }
+
+    /// Checks an API token (HTTP `Authorization: Bearer`). Only its SHA-256
+    /// is stored ([`crate::accounts::token_digest`]); the lookup by digest
+    /// reveals nothing about the token through its timing.
+    pub fn token(&self, peer: IpAddr, token: &str) -> Result<AccountRecord, AuthError> {
+        if self.is_banned(peer) {
+            return Err(AuthError::Banned);
+        }
+        let digest = crate::accounts::token_digest(token);
+        let account = self
+            .store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .account_by_token(&digest)?;
+        match account {
+            Some(a) => Ok(a),
+            None => {
+                self.failed(peer, "-", "token");
                 Err(AuthError::Denied)
             }
         }

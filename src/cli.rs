@@ -40,7 +40,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gateway: the SFTP door, the drop areas and the import jobs
+    /// Run the gateway: the SFTP, FTP and HTTP doors, the drop areas and the import jobs
     Serve,
     /// Manage accounts
     #[command(subcommand)]
@@ -75,6 +75,9 @@ pub enum AccountCommand {
     /// Manage an account's SSH public keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage an account's API tokens (HTTP `Authorization: Bearer`)
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Set import defaults: encoding, clear_items_not_modified,
     /// replace_users_association, dry_run, stock_max_clear_ratio,
     /// item_type_map.CODE=TYPE (an empty value removes a setting)
@@ -91,6 +94,21 @@ pub enum AccountCommand {
 pub enum KeyCommand {
     /// Add the keys of an OpenSSH authorized_keys file ("-" for stdin)
     Add { name: String, file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (once: only its hash is kept)
+    Add {
+        name: String,
+        /// What the token is for, to list and revoke it by
+        #[arg(default_value = "default")]
+        label: String,
+    },
+    /// List an account's tokens (their labels, never the tokens)
+    List { name: String },
+    /// Revoke a token by its label
+    Revoke { name: String, label: String },
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +321,36 @@ fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<()> {
                     k.comment
                 );
             }
+        }
+        AccountCommand::Token(TokenCommand::Add { name, label }) => {
+            let a = find_account(&store, &name)?;
+            let token = accounts::new_api_token();
+            if !store.add_token(a.id, &label, &accounts::token_digest(&token))? {
+                bail!(UsageError(format!(
+                    "account '{name}' already has a token labelled '{label}'; revoke it or \
+                     choose another label"
+                )));
+            }
+            println!("{token}");
+            eprintln!(
+                "token '{label}' created for '{name}': use it as 'Authorization: Bearer <token>'; \
+                 it is not shown again"
+            );
+        }
+        AccountCommand::Token(TokenCommand::List { name }) => {
+            let a = find_account(&store, &name)?;
+            for t in store.tokens(a.id)? {
+                println!("{}\tcreated {}", t.name, t.created_at);
+            }
+        }
+        AccountCommand::Token(TokenCommand::Revoke { name, label }) => {
+            let a = find_account(&store, &name)?;
+            if !store.revoke_token(a.id, &label)? {
+                bail!(UsageError(format!(
+                    "account '{name}' has no token labelled '{label}'"
+                )));
+            }
+            eprintln!("token '{label}' of '{name}' revoked");
         }
         AccountCommand::Set { name, settings } => {
             let a = find_account(&store, &name)?;

@@ -9,14 +9,15 @@
 //! The flow of a file, and the modules in that order:
 //!
 //! ```text
-//! doors         SFTP and FTP/FTPS (`dropgate serve`), the `import` command
-//!               in `cli`; HTTP to come
+//! doors         SFTP, FTP/FTPS and HTTP (`dropgate serve`), the `import`
+//!               command in `cli`
 //!   → drop_area   confinement, naming, uploads and their completion, reports
 //!   → jobs        durable queue, per-account order, recovery
 //!   → engine      reading → fields → file types → report
 //!   → store       one transaction per file (SQLite)
 //! ```
 //!
+//! `metrics` counts what happens, for the HTTP door's `/metrics`.
 //! `ledger` is the shared vocabulary (file types and their columns);
 //! `accounts` holds names, passwords, keys and import defaults; `config`
 //! and `logging` are the process's settings.
@@ -32,5 +33,6 @@ pub mod failpoint;
 pub mod jobs;
 pub mod ledger;
 pub mod logging;
+pub mod metrics;
 pub mod serve;
 pub mod store;

@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::doors::{ftp, sftp};
+use crate::doors::sessions::SessionCounts;
+use crate::doors::{ftp, http, sftp};
 use crate::drop_area::DropArea;
 use crate::jobs;
 use crate::store::SqliteStore;
@@ -52,7 +53,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         area: area.clone(),
         auth: auth.clone(),
         limits: config.sftp.clone(),
-        sessions: Default::default(),
+        sessions: SessionCounts::new("sftp"),
     });
     doors.push((
         "sftp",
@@ -70,7 +71,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             area: area.clone(),
             auth: auth.clone(),
             settings,
-            sessions: Default::default(),
+            sessions: SessionCounts::new("ftp"),
         });
         let listener = listen("ftp", &config.ftp.listen).await?;
         doors.push((
@@ -84,6 +85,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 tokio::spawn(ftp::serve(listener, door, true, shutdown.clone())),
             ));
         }
+    }
+
+    if config.http.enabled {
+        let door = Arc::new(http::HttpDoor::new(
+            area.clone(),
+            auth.clone(),
+            &config.http,
+        )?);
+        let name = if door.is_tls() { "https" } else { "http" };
+        let listener = listen(name, &config.http.listen).await?;
+        doors.push((
+            name,
+            tokio::spawn(http::serve(listener, door, shutdown.clone())),
+        ));
     }
 
     say("dropgate ready");

@@ -7,12 +7,13 @@
 //!
 //! - [`sftp`]: SSH with the `sftp` subsystem (russh, russh-sftp).
 //! - [`ftp`]: FTP, explicit and implicit FTPS (tokio, rustls).
-//! - HTTP: to come.
+//! - [`http`]: the HTTP API, JSON messages, health and metrics (axum, hyper).
 //!
 //! What the doors share: [`sessions`] (limits per address and account),
 //! [`tls`] (certificates), and the one log line per upload.
 
 pub mod ftp;
+pub mod http;
 pub mod sessions;
 pub mod sftp;
 pub mod tls;
@@ -41,6 +42,14 @@ pub fn log_upload(
         Completion::Queued(id) => Some(*id),
         Completion::Kept => None,
     };
+    crate::metrics::upload(door, outcome);
     tracing::info!(door, %peer, account, file, bytes,
         duration_ms = started.elapsed().as_millis() as u64, outcome, import_id, "upload");
+}
+
+/// The log line of an upload that ended before it was complete (the door
+/// then calls [`crate::drop_area::AccountArea::abandon`]).
+pub fn log_incomplete(door: &str, peer: IpAddr, account: &str, file: &str, bytes: u64, why: &str) {
+    crate::metrics::upload(door, "incomplete");
+    tracing::info!(door, %peer, account, file, bytes, outcome = "incomplete", why, "upload");
 }

@@ -91,9 +91,11 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Open connections per address and logged-in sessions per account.
-#[derive(Debug, Default)]
+/// Open connections per address and logged-in sessions per account, at
+/// one door.
+#[derive(Debug)]
 pub struct SessionCounts {
+    door: &'static str,
     counts: Mutex<HashMap<SessionKey, usize>>,
 }
 
@@ -112,6 +114,13 @@ pub struct SessionGuard {
 }
 
 impl SessionCounts {
+    pub fn new(door: &'static str) -> Arc<SessionCounts> {
+        Arc::new(SessionCounts {
+            door,
+            counts: Mutex::default(),
+        })
+    }
+
     /// Counts one more session under `key`, unless `limit` are already
     /// there.
     pub fn enter(self: &Arc<Self>, key: SessionKey, limit: usize) -> Option<SessionGuard> {
@@ -121,6 +130,9 @@ impl SessionCounts {
             return None;
         }
         *n += 1;
+        if matches!(key, SessionKey::Account(_)) {
+            crate::metrics::session(self.door, 1);
+        }
         Some(SessionGuard {
             counts: self.clone(),
             key,
@@ -140,6 +152,9 @@ impl SessionCounts {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
+        if matches!(self.key, SessionKey::Account(_)) {
+            crate::metrics::session(self.counts.door, -1);
+        }
         let mut counts = self.counts.counts.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = counts.get_mut(&self.key) {
             *n -= 1;
@@ -156,7 +171,7 @@ mod tests {
 
     #[test]
     fn a_limit_holds_until_a_guard_is_dropped() {
-        let counts = Arc::new(SessionCounts::default());
+        let counts = SessionCounts::new("test");
         let key = SessionKey::Account(7);
         let first = counts.enter(key, 2).expect("first");
         let _second = counts.enter(key, 2).expect("second");

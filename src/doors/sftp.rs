@@ -495,8 +495,14 @@ impl Drop for SftpSession {
         let peer = self.peer;
         let abandon = move || {
             for upload in uploads {
-                tracing::info!(%peer, account = %area.account_name, file = %upload.name,
-                    bytes = upload.bytes, outcome = "incomplete", "upload");
+                crate::doors::log_incomplete(
+                    "sftp",
+                    peer,
+                    &area.account_name,
+                    &upload.name,
+                    upload.bytes,
+                    "the session ended",
+                );
                 if let Err(e) = area.abandon(upload) {
                     tracing::error!(error = %e, "could not answer for an incomplete upload");
                 }

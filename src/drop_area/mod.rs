@@ -41,7 +41,7 @@ use cap_std::fs::{Dir, OpenOptions};
 use crate::engine::report::{ErrorCode, Report};
 use crate::engine::rfc3339;
 use crate::ledger::FileType;
-use crate::store::{ImportRecord, Outcome, SqliteStore, Store, StoreError};
+use crate::store::{ImportRecord, Origin, Outcome, SqliteStore, Store, StoreError};
 use naming::NameKind;
 pub use paths::Target;
 
@@ -52,6 +52,9 @@ pub const SETSTAT_GRACE: Duration = Duration::from_secs(60);
 /// Prefix of the files dropgate itself writes in an account's folder while
 /// it writes them (reports, before their rename); never listed.
 const OWN_TEMP_PREFIX: &str = ".dropgate-";
+
+/// Prefix of HTTP request bodies being received into the spool.
+const REQUEST_PREFIX: &str = ".request-";
 
 /// Why a drop-area operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +164,12 @@ impl DropArea {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether the store answers (the HTTP door's health check).
+    pub fn store_reachable(&self) -> Result<(), AreaError> {
+        self.store().imports(0, 1)?;
+        Ok(())
+    }
+
     /// Finishes an import whose report is recorded: writes the report into
     /// the account's folder (atomically), moves the upload from the spool
     /// to the archive, and clears the spool mark. Every step can be
@@ -175,8 +184,12 @@ impl DropArea {
         let folder = self.drop_root.join(account_name);
         std::fs::create_dir_all(&folder)?;
         let dir = Dir::open_ambient_dir(&folder, ambient_authority())?;
-        write_report(&dir, &import.file_name, report_json)?;
-        crate::failpoint::hit("after-report");
+        // A request's report was its answer: only a dropped file gets one
+        // in the folder.
+        if import.origin == Origin::Drop {
+            write_report(&dir, &import.file_name, report_json)?;
+            crate::failpoint::hit("after-report");
+        }
         if let Some(token) = &import.spool {
             let from = self.spool_root.join(token);
             if from.exists() {
@@ -486,22 +499,7 @@ impl AccountArea {
         if kind == NameKind::Temporary {
             return Ok(Completion::Kept);
         }
-        let file_type = match kind {
-            NameKind::Data { file_type, .. } => Some(file_type),
-            _ => None,
-        };
-        let token = spool_token(self.account_id, name);
-        let spool = Dir::open_ambient_dir(self.area.spool_root(), ambient_authority())?;
-        self.dir.rename(name, &spool, &token)?;
-        std::fs::File::open(self.area.spool_root())?.sync_all()?;
-        let received_at = rfc3339(chrono::Utc::now());
-        let import_id = self.area.store().queue_import(
-            self.account_id,
-            name,
-            file_type,
-            &received_at,
-            &token,
-        )?;
+        let import_id = self.enqueue(&self.dir, name, name, Origin::Drop, &[])?;
         self.area
             .recent
             .lock()
@@ -509,6 +507,85 @@ impl AccountArea {
             .insert((self.account_id, name.to_string()), Instant::now());
         self.area.queue.submit(self.account_id, import_id);
         Ok(Completion::Queued(import_id))
+    }
+
+    /// The journal step every completed upload goes through: the file
+    /// (`from` in `dir`) moves into the spool under a token, the spool is
+    /// flushed, and the import is recorded as queued. The caller submits it.
+    fn enqueue(
+        &self,
+        dir: &Dir,
+        from: &str,
+        file_name: &str,
+        origin: Origin,
+        request_options: &[(String, String)],
+    ) -> Result<i64, AreaError> {
+        let file_type = match naming::classify(file_name) {
+            NameKind::Data { file_type, .. } => Some(file_type),
+            _ => None,
+        };
+        let token = spool_token(self.account_id, file_name);
+        let spool = Dir::open_ambient_dir(self.area.spool_root(), ambient_authority())?;
+        dir.rename(from, &spool, &token)?;
+        std::fs::File::open(self.area.spool_root())?.sync_all()?;
+        let received_at = rfc3339(chrono::Utc::now());
+        Ok(self.area.store().queue_import(
+            self.account_id,
+            file_name,
+            file_type,
+            &received_at,
+            &token,
+            origin,
+            request_options,
+        )?)
+    }
+
+    /// Opens the file an HTTP request's body is received into: in the
+    /// spool under a hidden name, never in the account's folder, because
+    /// the request itself will answer with the report. Recovery removes
+    /// such a file if the server stops before the body is complete.
+    pub fn create_request_upload(&self) -> Result<Upload, AreaError> {
+        let n = TOKEN_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{REQUEST_PREFIX}{}-{n}", std::process::id());
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.area.spool_root.join(&name))?;
+        Ok(Upload {
+            name,
+            file,
+            bytes: 0,
+            started: Instant::now(),
+            written_back: 0,
+        })
+    }
+
+    /// Completes a request's body: it is queued for import as `file_name`
+    /// (which says its type) with the request's options, like any upload,
+    /// and the returned receiver fires when its import has ended (or is
+    /// dropped when the server stops first). Blocking, like
+    /// [`AccountArea::complete`].
+    pub fn complete_request(
+        &self,
+        upload: Upload,
+        file_name: &str,
+        request_options: &[(String, String)],
+    ) -> Result<(i64, tokio::sync::oneshot::Receiver<()>), AreaError> {
+        upload.file.sync_all()?;
+        let temp = upload.name.clone();
+        drop(upload);
+        let spool = Dir::open_ambient_dir(self.area.spool_root(), ambient_authority())?;
+        let import_id = self.enqueue(&spool, &temp, file_name, Origin::Request, request_options)?;
+        let done = self.area.queue.submit_watched(self.account_id, import_id);
+        Ok((import_id, done))
+    }
+
+    /// A request whose body did not arrive in full: its file goes, and
+    /// nothing is recorded (the client got no answer but an error).
+    pub fn discard_request(&self, upload: Upload) {
+        let path = self.area.spool_root.join(&upload.name);
+        drop(upload);
+        let _ = std::fs::remove_file(path);
     }
 
     /// An upload whose session ended while it was being written: removed,
@@ -583,6 +660,17 @@ impl AccountArea {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// One of the account's imports as recorded (pending ones have no
+    /// report yet); `None` when it is not this account's.
+    pub fn import(&self, import_id: i64) -> Result<Option<ImportRecord>, AreaError> {
+        Ok(self.area.store().import(self.account_id, import_id)?)
+    }
+
+    /// The account's most recent imports, newest first.
+    pub fn imports(&self, limit: usize) -> Result<Vec<ImportRecord>, AreaError> {
+        Ok(self.area.store().imports(self.account_id, limit)?)
     }
 
     /// Whether a SETSTAT on `name` may succeed (as a no-op): the file is

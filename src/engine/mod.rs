@@ -21,6 +21,7 @@ pub mod contacts;
 pub mod export;
 pub mod fields;
 pub mod items;
+pub mod messages;
 pub mod options;
 pub mod reading;
 pub mod report;
@@ -87,10 +88,14 @@ pub fn import_file(
     let mut report = Report::new(req.file_name, &received_at);
 
     let mut options = req.defaults.clone();
+    let mut framing = None;
     let (file_type, option_error) = match naming::classify(req.file_name) {
         NameKind::Data {
-            file_type, tags, ..
+            file_type,
+            tags,
+            extension,
         } => {
+            framing = messages::Framing::from_extension(&extension);
             let mut error = None;
             for tag in &tags {
                 if let Err(e) = options.apply_tag(tag, req.file_name) {
@@ -136,8 +141,13 @@ pub fn import_file(
         }
         (Some(file_type), None) => {
             report.options = Some(options.clone());
-            let progress = req.progress.take();
-            run(store, &req, file_type, &options, progress, &mut report)?
+            match framing {
+                Some(framing) => run_messages(store, &req, framing, &options, &mut report)?,
+                None => {
+                    let progress = req.progress.take();
+                    run(store, &req, file_type, &options, progress, &mut report)?
+                }
+            }
         }
     };
 
@@ -305,13 +315,40 @@ fn run<'s, 'o: 's>(
     handler.finish(tx.as_mut(), &mut counts, report)?;
     report.set_counts(counts);
     if options.dry_run {
-        report
-            .warnings
-            .push("dry run: nothing was changed; the counts say what the import would do".into());
+        report.warnings.push(DRY_RUN_WARNING.into());
         return Ok(None);
     }
     Ok(Some(tx))
 }
+
+/// Applies a file of JSON contact-person messages ([`messages`]). Returns
+/// the transaction to commit, as [`run`] does.
+fn run_messages<'s, 'o: 's>(
+    store: &'s mut (dyn Store + 'o),
+    req: &ImportRequest<'_>,
+    framing: messages::Framing,
+    options: &ImportOptions,
+    report: &mut Report,
+) -> Result<Option<Box<dyn LedgerTx + 's>>, EngineError> {
+    let file = File::open(req.path).map_err(|source| EngineError::Read {
+        path: req.path.display().to_string(),
+        source,
+    })?;
+    report.encoding = Some("UTF-8".into());
+    let mut tx = store.begin_import(req.account_id)?;
+    if let Err(failure) = messages::apply(file, framing, tx.as_mut(), report)? {
+        messages::fail(report, failure);
+        return Ok(None);
+    }
+    if options.dry_run {
+        report.warnings.push(DRY_RUN_WARNING.into());
+        return Ok(None);
+    }
+    Ok(Some(tx))
+}
+
+const DRY_RUN_WARNING: &str =
+    "dry run: nothing was changed; the counts say what the import would do";
 
 /// Batches in flight between the reader thread and the store.
 const PIPELINE_DEPTH: usize = 4;

@@ -75,6 +75,7 @@ pub struct Counts {
     pub nb_item_unchanged: u64,
     pub nb_item_cleared: u64,
     pub nb_contact_added: u64,
+    pub nb_contact_modified: u64,
     pub nb_contact_unchanged: u64,
     pub nb_user_added: u64,
     pub nb_user_modified: u64,
@@ -111,11 +112,17 @@ pub struct Report {
     pub nb_client_unchanged: u64,
     pub nb_item_unchanged: u64,
     pub nb_contact_unchanged: u64,
+    /// Contacts updated (JSON messages upsert; CSV contacts never update).
+    pub nb_contact_modified: u64,
     pub nb_user_unchanged: u64,
     pub nb_exception_lines: u64,
     pub ignored_columns: Vec<String>,
     pub warnings: Vec<String>,
     pub dry_run: bool,
+    /// JSON contact-person messages only: one response per message, in
+    /// order ([`super::messages`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub responses: Option<Vec<serde_json::Value>>,
 }
 
 impl ExceptionLines {
@@ -153,11 +160,13 @@ impl Report {
             nb_client_unchanged: 0,
             nb_item_unchanged: 0,
             nb_contact_unchanged: 0,
+            nb_contact_modified: 0,
             nb_user_unchanged: 0,
             nb_exception_lines: 0,
             ignored_columns: Vec::new(),
             warnings: Vec::new(),
             dry_run: false,
+            responses: None,
         }
     }
 
@@ -189,6 +198,7 @@ impl Report {
         self.nb_item_cleared = c.nb_item_cleared;
         self.nb_contact_added = c.nb_contact_added;
         self.nb_contact_unchanged = c.nb_contact_unchanged;
+        self.nb_contact_modified = c.nb_contact_modified;
         self.nb_user_added = c.nb_user_added;
         self.nb_user_modified = c.nb_user_modified;
         self.nb_user_unchanged = c.nb_user_unchanged;

@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::accounts::AccountSettings;
 use crate::drop_area::{DropArea, parse_spool_token};
@@ -35,10 +35,12 @@ use crate::engine::{self, ImportRequest, options::ImportOptions};
 use crate::store::{SqliteStore, Store};
 
 /// One queued import.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Job {
     account_id: i64,
     import_id: i64,
+    /// Told when the import has ended (an HTTP request waiting for it).
+    done: Option<oneshot::Sender<()>>,
 }
 
 /// Where completed uploads are announced; cheap to clone, usable from any
@@ -55,7 +57,21 @@ impl Queue {
         let _ = self.sender.send(Job {
             account_id,
             import_id,
+            done: None,
         });
+    }
+
+    /// Submits an import someone waits for: the receiver fires when the
+    /// import has ended, successfully or not (the store says how), and is
+    /// dropped unfired when the server stops before it ran.
+    pub fn submit_watched(&self, account_id: i64, import_id: i64) -> oneshot::Receiver<()> {
+        let (done, ended) = oneshot::channel();
+        let _ = self.sender.send(Job {
+            account_id,
+            import_id,
+            done: Some(done),
+        });
+        ended
     }
 }
 
@@ -93,7 +109,7 @@ pub async fn run(
     // Connections kept between jobs: opening one per import costs more than
     // a small import.
     let connections: Arc<std::sync::Mutex<Vec<SqliteStore>>> = Arc::default();
-    let mut waiting: HashMap<i64, VecDeque<i64>> = HashMap::new();
+    let mut waiting: HashMap<i64, VecDeque<Job>> = HashMap::new();
     let mut busy: HashSet<i64> = HashSet::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<i64>();
     let mut open = true;
@@ -109,9 +125,14 @@ pub async fn run(
             if busy.len() >= workers {
                 break;
             }
-            let Some(import_id) = waiting.get_mut(&account).and_then(VecDeque::pop_front) else {
+            let Some(job) = waiting.get_mut(&account).and_then(VecDeque::pop_front) else {
                 continue;
             };
+            let Job {
+                import_id,
+                done: watcher,
+                ..
+            } = job;
             busy.insert(account);
             let (area, settings, done) = (area.clone(), settings.clone(), done_tx.clone());
             let connections = connections.clone();
@@ -133,6 +154,9 @@ pub async fn run(
                 if let Err(e) = result {
                     tracing::error!(import_id, error = %e, "import job failed; kept for retry at next start");
                 }
+                if let Some(watcher) = watcher {
+                    let _ = watcher.send(());
+                }
                 let _ = done.send(account);
             });
         }
@@ -141,7 +165,7 @@ pub async fn run(
         }
         tokio::select! {
             job = receiver.receiver.recv(), if open => match job {
-                Some(job) => waiting.entry(job.account_id).or_default().push_back(job.import_id),
+                Some(job) => waiting.entry(job.account_id).or_default().push_back(job),
                 None => open = false,
             },
             _ = stop.cancelled(), if open => {
@@ -208,7 +232,7 @@ pub fn process(
                     account_id: account.id,
                     import_id: Some(import_id),
                     defaults,
-                    explicit: &[],
+                    explicit: &import.request_options,
                     received_at,
                     progress: None,
                 },
@@ -224,6 +248,13 @@ pub fn process(
                 exceptions = report.nb_exception_lines,
                 duration_ms = started.elapsed().as_millis() as u64,
                 "import"
+            );
+            crate::metrics::import(
+                report.file_type.as_deref().unwrap_or("unknown"),
+                report.error_code.map_or("success", |c| c.as_str()),
+                report.lines_imported,
+                report.nb_exception_lines,
+                started.elapsed(),
             );
             crate::failpoint::hit("after-commit");
             report.to_json_pretty()

@@ -69,6 +69,38 @@ pub struct ImportRecord {
     pub report: Option<String>,
     /// Set while the upload waits in the spool (see `jobs`).
     pub spool: Option<String>,
+    /// Who waits for the report.
+    pub origin: Origin,
+    /// Options given with an HTTP request (query parameters), which win
+    /// over name tags and defaults.
+    pub request_options: Vec<(String, String)>,
+}
+
+/// Where an import came from, which says where its report goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A file in the account's folder (any door): the report is written
+    /// beside it.
+    Drop,
+    /// An HTTP request that answers with the report: nothing is written
+    /// into the folder.
+    Request,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Drop => "drop",
+            Origin::Request => "request",
+        }
+    }
+}
+
+/// An API token as listed (its secret is never stored).
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub name: String,
+    pub created_at: String,
 }
 
 /// How an import ended, as recorded in its history row.
@@ -103,6 +135,7 @@ pub trait Store {
     ) -> Result<i64>;
     /// Records a completed upload waiting in the spool under `spool`, and
     /// returns its import id: the durable journal entry of the upload.
+    #[allow(clippy::too_many_arguments)]
     fn queue_import(
         &mut self,
         account_id: i64,
@@ -110,6 +143,8 @@ pub trait Store {
         file_type: Option<FileType>,
         received_at: &str,
         spool: &str,
+        origin: Origin,
+        request_options: &[(String, String)],
     ) -> Result<i64>;
     /// The account's uploads still waiting in the spool, oldest first.
     fn spooled_for_account(&self, account_id: i64) -> Result<Vec<ImportRecord>>;
@@ -127,6 +162,15 @@ pub trait Store {
     fn import(&self, account_id: i64, import_id: i64) -> Result<Option<ImportRecord>>;
     /// The account's most recent imports, newest first.
     fn imports(&self, account_id: i64, limit: usize) -> Result<Vec<ImportRecord>>;
+
+    /// Stores a new API token's SHA-256 under `name`; false when the
+    /// account already has a token of that name.
+    fn add_token(&mut self, account_id: i64, name: &str, sha256_hex: &str) -> Result<bool>;
+    fn tokens(&self, account_id: i64) -> Result<Vec<TokenRecord>>;
+    /// Removes a token; false when the account has none of that name.
+    fn revoke_token(&mut self, account_id: i64, name: &str) -> Result<bool>;
+    /// The account holding the token with this SHA-256, if any.
+    fn account_by_token(&self, sha256_hex: &str) -> Result<Option<AccountRecord>>;
 
     /// Starts the one transaction in which a file is applied.
     fn begin_import(&mut self, account_id: i64) -> Result<Box<dyn LedgerTx + '_>>;
@@ -210,6 +254,9 @@ pub trait LedgerTx {
     /// For every client this users file mentioned, removes the links to users
     /// the file did not pair with it. Returns the users who lost a link.
     fn unlink_users_not_seen(&mut self) -> Result<Vec<i64>>;
+
+    /// The GUID of a contact, assigned on first request and kept.
+    fn contact_global_id(&mut self, contact_id: i64) -> Result<String>;
 
     /// Commits the ledger changes and the import's report together.
     fn commit(self: Box<Self>, import_id: i64, outcome: &Outcome<'_>) -> Result<()>;

@@ -21,8 +21,8 @@ use rusqlite::{
 };
 
 use super::{
-    AccountRecord, ImportRecord, LedgerTx, Lookup, Outcome, Result, Seen, Shape, Store, StoreError,
-    StoredKey,
+    AccountRecord, ImportRecord, LedgerTx, Lookup, Origin, Outcome, Result, Seen, Shape, Store,
+    StoreError, StoredKey, TokenRecord,
 };
 use crate::ledger::{CLIENT_CODE, FileType, Value};
 
@@ -30,6 +30,7 @@ use crate::ledger::{CLIENT_CODE, FileType, Value};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_spool.sql"),
+    include_str!("migrations/003_http.sql"),
 ];
 
 /// The database file's name inside the data folder.
@@ -186,12 +187,36 @@ fn import_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImportRecord> {
         processed_at: r.get(7)?,
         report: r.get(8)?,
         spool: r.get(9)?,
+        origin: match r.get_ref(10)?.as_str()? {
+            "request" => Origin::Request,
+            _ => Origin::Drop,
+        },
+        request_options: r
+            .get::<_, Option<String>>(11)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default(),
     })
 }
 
 const ACCOUNT_COLUMNS: &str = "id, name, password_hash, settings, created_at";
 const IMPORT_COLUMNS: &str = "id, account_id, file_name, file_type, status, success, \
-     received_at, processed_at, report, spool";
+     received_at, processed_at, report, spool, origin, request_options";
+
+/// A random (version 4) GUID in its usual text form.
+fn new_guid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -317,16 +342,23 @@ impl Store for SqliteStore {
         file_type: Option<FileType>,
         received_at: &str,
         spool: &str,
+        origin: Origin,
+        request_options: &[(String, String)],
     ) -> Result<i64> {
+        let request_options = (!request_options.is_empty())
+            .then(|| serde_json::to_string(request_options).expect("pairs of strings serialize"));
         self.conn.execute(
-            "INSERT INTO imports (account_id, file_name, file_type, received_at, spool)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO imports
+                 (account_id, file_name, file_type, received_at, spool, origin, request_options)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 account_id,
                 file_name,
                 file_type.map(FileType::as_str),
                 received_at,
-                spool
+                spool,
+                origin.as_str(),
+                request_options
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
@@ -411,6 +443,50 @@ impl Store for SqliteStore {
         ))?;
         let rows = stmt.query_map(params![account_id, limit as i64], import_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn add_token(&mut self, account_id: i64, name: &str, sha256_hex: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "INSERT INTO api_tokens (account_id, name, token_sha256, created_at)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            params![account_id, name, sha256_hex, now()],
+        )? > 0)
+    }
+
+    fn tokens(&self, account_id: i64) -> Result<Vec<TokenRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, created_at FROM api_tokens WHERE account_id = ?1 ORDER BY name",
+        )?;
+        let rows = stmt.query_map([account_id], |r| {
+            Ok(TokenRecord {
+                name: r.get(0)?,
+                created_at: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn revoke_token(&mut self, account_id: i64, name: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "DELETE FROM api_tokens WHERE account_id = ?1 AND name = ?2",
+            params![account_id, name],
+        )? > 0)
+    }
+
+    fn account_by_token(&self, sha256_hex: &str) -> Result<Option<AccountRecord>> {
+        let columns = ACCOUNT_COLUMNS
+            .split(", ")
+            .map(|c| format!("a.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {columns} FROM api_tokens t JOIN accounts a ON a.id = t.account_id
+                 WHERE t.token_sha256 = ?1"
+            ))?
+            .query_row([sha256_hex], account_from_row)
+            .optional()?)
     }
 
     fn begin_import(&mut self, account_id: i64) -> Result<Box<dyn LedgerTx + '_>> {
@@ -901,6 +977,21 @@ impl LedgerTx for SqliteLedger<'_> {
             )?
             .execute(params![client_ref, contact_id, NO_DIGEST])?;
         Ok(())
+    }
+
+    fn contact_global_id(&mut self, contact_id: i64) -> Result<String> {
+        let existing: Option<String> = self
+            .tx
+            .prepare_cached("SELECT global_id FROM contacts WHERE id = ?1")?
+            .query_row([contact_id], |r| r.get(0))?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        let id = new_guid();
+        self.tx
+            .prepare_cached("UPDATE contacts SET global_id = ?2 WHERE id = ?1")?
+            .execute(params![contact_id, id])?;
+        Ok(id)
     }
 
     fn link_user(&mut self, user_id: i64, client_ref: i64) -> Result<bool> {

@@ -2,6 +2,7 @@
 //! account, and imports through the real engine.
 #![allow(dead_code)]
 
+pub mod http;
 #[macro_use]
 pub mod server;
 

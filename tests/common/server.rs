@@ -17,7 +17,8 @@ pub struct Server {
     pub child: Child,
     /// The SFTP port.
     pub port: u16,
-    /// Every door's port, by the name it printed (`sftp`, `ftp`, `ftps`).
+    /// Every door's port, by the name it printed (`sftp`, `ftp`, `ftps`,
+    /// `http` or `https`).
     pub ports: HashMap<String, u16>,
     /// Kept open: the server must be able to write to its standard output.
     _stdout: BufReader<ChildStdout>,
@@ -102,6 +103,7 @@ impl Server {
             .env("DROPGATE_AUTH_FAILURE_DELAY_MS", "100")
             .env("DROPGATE_FTP_LISTEN", "127.0.0.1:0")
             .env("DROPGATE_FTP_PASSIVE_PORTS", "0")
+            .env("DROPGATE_HTTP_LISTEN", "127.0.0.1:0")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -277,6 +279,41 @@ pub fn have(tool: &str) -> bool {
 
 impl Server {
     /// The FTP door's port.
+    /// The URL of `path` at the HTTP door.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ports["http"])
+    }
+
+    /// A new API token for `account`, made by `dropgate account token add`.
+    pub fn token(&self, account: &str, label: &str) -> String {
+        let out = dropgate(&self.data())
+            .args(["account", "token", "add", account, label])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// `curl -s` with `args`; the answer's body, and its status code as the
+    /// last line.
+    pub fn curl(&self, args: &[&str]) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "-S", "--max-time", "120", "-w", "\n%{http_code}"])
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), body.to_string())
+    }
+
     pub fn ftp_port(&self) -> u16 {
         self.ports["ftp"]
     }

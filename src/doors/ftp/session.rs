@@ -807,8 +807,14 @@ impl Session {
         let area = self.area().clone();
         let peer = self.peer;
         let _ = tokio::task::spawn_blocking(move || {
-            tracing::info!(%peer, door = "ftp", account = %area.account_name, file = %upload.name,
-                bytes = upload.bytes, outcome = "incomplete", why, "upload");
+            crate::doors::log_incomplete(
+                "ftp",
+                peer,
+                &area.account_name,
+                &upload.name,
+                upload.bytes,
+                why,
+            );
             if let Err(e) = area.abandon(upload) {
                 tracing::error!(error = %e, "could not answer for an incomplete upload");
             }
