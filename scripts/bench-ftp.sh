@@ -49,9 +49,9 @@ for c in curl openssl python3 useradd chpasswd; do
 done
 ((EUID == 0)) || die "run as root: vsftpd needs a local user, which this script adds and removes"
 
-unset DROPGATE_CONFIG
-while read -r var; do unset "$var"; done < <(compgen -e | grep '^DROPGATE_' || true)
-export RUST_LOG=warn
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+clean_environment
 
 echo "== building release binary"
 (cd "$ROOT" && cargo build --release --quiet)
@@ -68,8 +68,6 @@ DG_PID=""
 VS_PID=""
 USER_ADDED=""
 
-# shellcheck source=scripts/lib.sh
-source "$ROOT/scripts/lib.sh"
 cleanup() {
     local rc=$?
     stop_pid "$DG_PID"

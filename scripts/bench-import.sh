@@ -35,12 +35,9 @@ die() { echo "bench-import: $*" >&2; exit 1; }
 command -v sqlite3 >/dev/null || die "sqlite3 not found (Debian/Ubuntu: apt-get install sqlite3)"
 command -v python3 >/dev/null || die "python3 not found"
 
-# Server settings from the caller's environment (a STOCK default, a config
-# file, ...) would silently change what is measured.
-unset DROPGATE_CONFIG
-while read -r var; do unset "$var"; done < <(compgen -e | grep '^DROPGATE_' || true)
-# Info logs cost time per import and would clutter the output.
-export RUST_LOG=warn
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+clean_environment
 
 echo "== building release binary"
 (cd "$ROOT" && cargo build --release --quiet)

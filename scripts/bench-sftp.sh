@@ -85,12 +85,9 @@ for c in $CIPHERS; do
     [[ $c == default ]] || ssh -Q cipher | grep -qxF "$c" || die "the ssh client does not know cipher $c"
 done
 
-# Server settings from the caller's environment (a config file, other
-# limits, ...) would silently change what is measured.
-unset DROPGATE_CONFIG
-while read -r var; do unset "$var"; done < <(compgen -e | grep '^DROPGATE_' || true)
-# Info logs cost time per session and per import, and clutter the output.
-export RUST_LOG=warn
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+clean_environment
 # Dates from the DB and `date` are compared as UTC.
 export TZ=UTC
 
@@ -110,8 +107,6 @@ DROP=$DATA/drop/bench
 DG_PID=""
 SSHD_PID=""
 
-# shellcheck source=scripts/lib.sh
-source "$ROOT/scripts/lib.sh"
 cleanup() {
     local rc=$?
     stop_pid "$DG_PID"

@@ -14,3 +14,13 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+
+# clean_environment: forgets every DROPGATE_* setting of the caller (a STOCK
+# default, a config file, ...), which would silently change what is
+# measured, and quiets the info logs, which cost time per import.
+clean_environment() {
+    local var
+    unset DROPGATE_CONFIG
+    while read -r var; do unset "$var"; done < <(compgen -e | grep '^DROPGATE_' || true)
+    export RUST_LOG=warn
+}

@@ -976,3 +976,41 @@ fn descriptive_item_columns_are_kept_and_only_those_in_the_file_written() {
     let r = l.import("items.csv", &export);
     assert_eq!(r["nb_item_unchanged"], 1, "{r:#}");
 }
+
+/// Small files resolve client codes one by one in the store, large ones
+/// through a map loaded first (engine::SMALL_FILE): both say the same.
+#[test]
+fn unknown_client_codes_read_the_same_in_small_and_large_files() {
+    let bad = [
+        item("C0001", "FAC", "1", "2025-12-05", "10"),
+        item("NOPE", "FAC", "2", "2025-12-05", "10"),
+        "C0002;FAC;3;2025-12-05;2025-12-12;10;extra".to_string(),
+        item("", "FAC", "4", "2025-12-05", "10"),
+    ];
+    let mut small = with_clients();
+    let small_report = small.import("items.csv", items_file(&bad));
+    let mut large_lines = bad.to_vec();
+    for i in 0..2000 {
+        large_lines.push(item(
+            "C0002",
+            "FAC",
+            &format!("pad-{i:05}"),
+            "2025-12-05",
+            "10",
+        ));
+    }
+    let large_file = items_file(&large_lines);
+    assert!(
+        large_file.len() > 64 << 10,
+        "the large file must use the map"
+    );
+    let mut large = with_clients();
+    let large_report = large.import("items.csv", large_file);
+    assert_eq!(exceptions(&small_report), exceptions(&large_report));
+    assert!(
+        exceptions(&small_report)
+            .iter()
+            .any(|(_, why)| why.contains("Unknown client_code: 'NOPE'")),
+        "{small_report:#}"
+    );
+}
