@@ -848,3 +848,58 @@ fn a_request_cut_off_by_a_crash_is_imported_once_at_restart() {
         assert_eq!(answer.json()["nb_client_unchanged"], 2, "{failpoint}");
     }
 }
+
+/// Sends headers announcing a body, then part of it, then nothing; returns
+/// what the server answered (read until it closes or 30 s pass).
+fn stalled_request(server: &Server, method: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.ports["http"])).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        socket,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 100000\r\n\r\n{}",
+        basic(),
+        &ITEMS[..40]
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = socket.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn a_stalled_body_is_given_up_as_incomplete() {
+    let server = Server::start_with(&[("DROPGATE_HTTP_BODY_STALL_SECS", "1")]);
+    let answer = stalled_request(&server, "POST", "/api/items");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("UPLOAD_INCOMPLETE"), "{answer}");
+    let spool: Vec<_> = std::fs::read_dir(server.data().join("spool"))
+        .unwrap()
+        .collect();
+    assert!(spool.is_empty(), "{spool:?}");
+
+    // apiPutFiles: like an SFTP session that ends mid-upload, the partial
+    // file is removed and answered for in the folder.
+    let answer = stalled_request(&server, "PUT", "/apiPutFiles/items_stalled.csv");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let report = server.report("items_stalled.csv.report.json");
+    assert_eq!(report["error_code"], "UPLOAD_INCOMPLETE");
+    assert!(
+        !server
+            .drop_folder("acme")
+            .join("items_stalled.csv")
+            .exists()
+    );
+    assert!(!server.history().contains("\"success\":true"));
+}

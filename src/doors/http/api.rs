@@ -229,7 +229,12 @@ struct Received {
 
 /// Streams `body` into `upload`, block by block (a body is never held in
 /// memory whole), refusing more than `max` bytes.
-async fn receive(body: Body, upload: &mut Upload, max: u64) -> Result<Received, ReceiveError> {
+async fn receive(
+    body: Body,
+    upload: &mut Upload,
+    max: u64,
+    stall: std::time::Duration,
+) -> Result<Received, ReceiveError> {
     let mut stream = body.into_data_stream();
     let mut block: Vec<u8> = Vec::with_capacity(BLOCK);
     let mut at = 0u64;
@@ -243,7 +248,14 @@ async fn receive(body: Body, upload: &mut Upload, max: u64) -> Result<Received, 
         block.clear();
         Ok(())
     };
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let Ok(next) = tokio::time::timeout(stall, stream.next()).await else {
+            return Err(ReceiveError::Broken(format!(
+                "the body stalled: nothing received for {} s",
+                stall.as_secs()
+            )));
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| ReceiveError::Broken(format!("the body broke off: {e}")))?;
         if at + (block.len() + chunk.len()) as u64 > max {
             return Err(ReceiveError::TooLarge);
@@ -385,7 +397,7 @@ async fn import_body(
         Err(e) => return Imported::Answer(internal(&e)),
     };
     let started = upload.started;
-    let received = match receive(body, &mut upload, door.max_body).await {
+    let received = match receive(body, &mut upload, door.max_body, door.body_stall).await {
         Ok(r) => r,
         Err(e) => {
             area.discard_request(upload);
@@ -627,7 +639,7 @@ pub async fn put_file(
         }
         Err(e) => return internal(&e),
     };
-    let received = receive(body, &mut upload, door.max_body).await;
+    let received = receive(body, &mut upload, door.max_body, door.body_stall).await;
     let received = match received {
         Ok(r) => r,
         Err(ReceiveError::TooLarge) => {

@@ -53,6 +53,10 @@ pub struct HttpConfig {
     /// The largest request body accepted, in MiB; larger ones are answered
     /// with 413 `FILE_TOO_LARGE`.
     pub max_body_mb: u64,
+    /// A request body that sends nothing for this long is given up
+    /// (`UPLOAD_INCOMPLETE`), so a stalled client does not hold its upload
+    /// open for ever.
+    pub body_stall_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -63,6 +67,7 @@ impl Default for HttpConfig {
             tls_cert: String::new(),
             tls_key: String::new(),
             max_body_mb: 1024,
+            body_stall_secs: 300,
         }
     }
 }
@@ -73,6 +78,8 @@ pub struct HttpDoor {
     pub auth: Arc<Authenticator>,
     /// The largest body accepted, in bytes.
     pub max_body: u64,
+    /// How long a body may send nothing.
+    pub body_stall: Duration,
     tls: Option<TlsAcceptor>,
 }
 
@@ -98,6 +105,7 @@ impl HttpDoor {
             area,
             auth,
             max_body: config.max_body_mb.saturating_mul(1 << 20),
+            body_stall: Duration::from_secs(config.body_stall_secs.max(1)),
             tls,
         })
     }
