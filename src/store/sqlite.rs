@@ -12,6 +12,7 @@
 //! and no B-tree write per imported line.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -505,6 +506,7 @@ impl Store for SqliteStore {
             ],
             user_links: HashMap::new(),
             unseen_open: None,
+            fresh: Default::default(),
         }))
     }
 
@@ -572,6 +574,7 @@ impl Store for SqliteStore {
 
 /// The statements of one [`Shape`], prepared once per file.
 struct ShapeStatements<'c> {
+    file_type: FileType,
     width: usize,
     /// The digest of the column names, where a row's digest starts.
     salt: u64,
@@ -600,6 +603,54 @@ struct SqliteLedger<'c> {
     /// clearing (nothing writes items in between: both come after the
     /// last line).
     unseen_open: Option<Vec<i64>>,
+    /// Per table (by [`FileType`] order): what this file knows of the
+    /// identities the account has there ([`Fresh`]).
+    fresh: [Fresh; 4],
+}
+
+/// A first import into a table where the account has no rows yet (the
+/// initial load of a ledger, the common large import) can skip the
+/// identity lookup of each line: the only identities there are the ones
+/// this file inserted, and a set of their hashes says for certain that an
+/// identity is not among them. A hash in the set (a duplicate line, or a
+/// collision) goes to the index as usual. Eight bytes or so per row, like
+/// [`SeenLines`]; beyond [`FRESH_LIMIT`] rows the set is dropped and every
+/// line is looked up.
+#[derive(Default)]
+enum Fresh {
+    /// Not checked yet: checked at the first lookup.
+    #[default]
+    Unknown,
+    /// The table held none of the account's rows when checked; the hashes
+    /// of the identities inserted since.
+    Empty(std::collections::HashSet<u64, BuildHasherDefault<PassThrough>>),
+    /// The account had rows there (or the set grew too large).
+    Known,
+}
+
+/// Rows a [`Fresh::Empty`] set follows at most (about 20 bytes each).
+const FRESH_LIMIT: usize = 2_000_000;
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+fn ident_hash(ident: &str) -> u64 {
+    hash_bytes(SEED, ident.as_bytes())
 }
 
 /// A 64-bit multiply-xorshift hash over 8-byte words: fast on short rows,
@@ -821,6 +872,7 @@ impl LedgerTx for SqliteLedger<'_> {
         };
         let all_cols: Vec<&str> = columns.iter().map(|c| sql_column(file_type, c)).collect();
         self.shapes.push(ShapeStatements {
+            file_type,
             width: columns.len(),
             salt: digest_salt(&all_cols),
             find: self.conn.prepare(&find)?,
@@ -834,6 +886,28 @@ impl LedgerTx for SqliteLedger<'_> {
     }
 
     fn lookup(&mut self, shape: Shape, ident: &str, values: &[Value]) -> Result<Lookup> {
+        let table = self.shapes[shape.0].file_type;
+        let fresh = &mut self.fresh[table as usize];
+        if matches!(fresh, Fresh::Unknown) {
+            let any: bool = self.tx.query_row(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {} WHERE account_id = ?1)",
+                    table.as_str()
+                ),
+                [self.account_id],
+                |r| r.get(0),
+            )?;
+            *fresh = if any {
+                Fresh::Known
+            } else {
+                Fresh::Empty(Default::default())
+            };
+        }
+        if let Fresh::Empty(inserted) = fresh
+            && !inserted.contains(&ident_hash(ident))
+        {
+            return Ok(Lookup::Missing);
+        }
         let st = &mut self.shapes[shape.0];
         debug_assert!(values.is_empty() || values.len() == st.width);
         // The identity index holds the digest: no need to read the row when
@@ -884,6 +958,13 @@ impl LedgerTx for SqliteLedger<'_> {
         }
         st.insert.raw_execute()?;
         let id = self.conn.last_insert_rowid();
+        let fresh = &mut self.fresh[st.file_type as usize];
+        if let Fresh::Empty(inserted) = fresh {
+            inserted.insert(ident_hash(ident));
+            if inserted.len() > FRESH_LIMIT {
+                *fresh = Fresh::Known;
+            }
+        }
         write_details(st, id, values)?;
         Ok(id)
     }
