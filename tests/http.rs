@@ -171,6 +171,20 @@ fn file_level_errors_unknown_options_and_missing_credentials_are_refused() {
         "{report:#}"
     );
 
+    // The administrator's settings are not request options.
+    let answer = post(
+        &server,
+        "/api/items?stock_max_clear_ratio=1",
+        &basic(),
+        ITEMS,
+    );
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["error_code"], "OPTION_INVALID");
+    // A method an endpoint does not take.
+    let answer = request("GET", &server.url("/api/items"), &[], vec![]);
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.json()["error_code"], "METHOD_NOT_ALLOWED");
+
     // The seed's items example, whose header has item_date_issue twice.
     post(&server, "/api/clients", &basic(), CLIENTS);
     let seed = "\"item_type\";\"item_number\";\"client_code\";\"item_date_issue\";\"item_date_issue\";\"item_amount_initial_inc_tax\";\"item_currency\"\n\
@@ -280,11 +294,20 @@ fn repeated_failures_ban_the_address_at_the_http_door_too() {
         let answer = post(&server, "/api/clients", "Bearer dg_wrong", CLIENTS);
         assert_eq!(answer.status, 401);
     }
-    // Banned: even the right password is refused, with 429.
+    // Banned: even the right password is refused, as a failed login is,
+    // with a description that says why.
     let answer = post(&server, "/api/clients", &basic(), CLIENTS);
     spec.check("POST", "/api/{file_type}", &answer);
-    assert_eq!(answer.status, 429, "{}", answer.text());
-    assert_eq!(answer.json()["error_code"], "ACCESS_DENIED");
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    let report = answer.json();
+    assert_eq!(report["error_code"], "ACCESS_DENIED");
+    assert!(
+        report["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("too many failed logins"),
+        "{report:#}"
+    );
     // And the SFTP door refuses the address as well.
     let out = server.sftp("acme", "ls\n");
     assert!(!out.status.success());
@@ -902,4 +925,134 @@ fn a_stalled_body_is_given_up_as_incomplete() {
             .exists()
     );
     assert!(!server.history().contains("\"success\":true"));
+}
+
+#[test]
+fn contact_messages_write_only_what_they_carry_and_dry_runs_keep_nothing() {
+    let server = Server::start();
+    let path = "/api/4PSBC/ImportContactpersoon";
+    assert_eq!(
+        post(&server, "/api/clients", &basic(), KEYED_CLIENTS).status,
+        200
+    );
+    // A CSV contact with a first name and an email, keyed sys-1.
+    let contacts = "client_code;contact_lastname;contact_firstname;contact_email;contact_unique_key\n\
+                    C0001;Person sys-1;John;john@example.com;sys-1\n";
+    assert_eq!(
+        post(&server, "/api/contacts", &basic(), contacts).status,
+        200
+    );
+    let send = |body: &Json, query: &str| {
+        request(
+            "POST",
+            &server.url(&format!("{path}{query}")),
+            &[
+                ("Authorization", &basic()),
+                ("Content-Type", "application/json"),
+            ],
+            serde_json::to_vec(body).unwrap(),
+        )
+    };
+    // A message with only a phone: the first name and email stay.
+    let update = json!({"Data": {"systemId": "sys-1", "no": "Person sys-1",
+        "crmCompanyId": COMPANY_1, "phoneNo": "+31 1"}});
+    let answer = send(&update, "");
+    assert_eq!(
+        answer.json()["Response"]["Status"],
+        "Ok",
+        "{}",
+        answer.text()
+    );
+    let export = common::server::dropgate(&server.data())
+        .args(["export", "--account", "acme", "contacts"])
+        .output()
+        .unwrap();
+    let export = String::from_utf8(export.stdout).unwrap();
+    let row = export.lines().find(|l| l.contains("sys-1")).unwrap();
+    assert!(
+        row.contains("John") && row.contains("john@example.com"),
+        "{export}"
+    );
+    assert!(row.contains("+31 1"), "{export}");
+
+    // A dry run of a new contact answers the zero GUID; of a known one, its
+    // GUID; and keeps nothing.
+    let known = send(&update, "").json()["Response"]["DigiOfficeGlobalID"].clone();
+    let fresh = json!([
+        {"Data": {"systemId": "sys-new", "no": "New", "crmCompanyId": COMPANY_2}},
+        update
+    ]);
+    let answer = send(&fresh, "?dry_run=true");
+    let responses = answer.json();
+    assert_eq!(
+        responses[0]["Response"]["DigiOfficeGlobalID"], "00000000-0000-0000-0000-000000000000",
+        "{responses:#}"
+    );
+    assert_eq!(responses[1]["Response"]["DigiOfficeGlobalID"], known);
+    let export = common::server::dropgate(&server.data())
+        .args(["export", "--account", "acme", "contacts"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8(export.stdout)
+            .unwrap()
+            .contains("sys-new")
+    );
+
+    // A byte order mark before an array: still answered with an array.
+    let mut body = b"\xEF\xBB\xBF".to_vec();
+    body.extend(serde_json::to_vec(&json!([update, update])).unwrap());
+    let answer = request(
+        "POST",
+        &server.url(path),
+        &[
+            ("Authorization", &basic()),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    );
+    assert_eq!(
+        answer.json().as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        answer.text()
+    );
+
+    // More than 10,000 messages in one request: refused as a whole.
+    let many = "{}\n".repeat(10_001);
+    let answer = request(
+        "POST",
+        &server.url(&format!("{path}?format=jsonl")),
+        &[("Authorization", &basic())],
+        many.into_bytes(),
+    );
+    assert_eq!(answer.status, 413, "{}", answer.text());
+    assert_eq!(answer.json()["error_code"], "FILE_TOO_LARGE");
+}
+
+#[test]
+fn connections_over_the_per_address_limit_are_closed() {
+    use std::io::Read;
+    let server = Server::start_with(&[("DROPGATE_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "2")]);
+    let port = server.ports["http"];
+    let _first = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _second = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut third = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    // Closed by the server without a byte (EOF or reset), not left waiting.
+    assert!(matches!(third.read(&mut buf), Ok(0) | Err(_)));
+    drop(_first);
+    // Once one closes, a new connection is served again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = server.curl(&["--max-time", "5", &server.url("/healthz")]);
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no connection served again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -524,7 +524,13 @@ impl AccountArea {
             NameKind::Data { file_type, .. } => Some(file_type),
             _ => None,
         };
-        let token = spool_token(self.account_id, file_name);
+        let mut token = spool_token(self.account_id, file_name);
+        if origin == Origin::Request {
+            // Not a token recovery can answer for in the folder: a request
+            // cut off before it was recorded was never answered, and its
+            // client knows (it got no answer); the file just goes.
+            token.insert_str(0, "request-");
+        }
         let spool = Dir::open_ambient_dir(self.area.spool_root(), ambient_authority())?;
         dir.rename(from, &spool, &token)?;
         std::fs::File::open(self.area.spool_root())?.sync_all()?;
@@ -727,5 +733,6 @@ mod tests {
         );
         assert_ne!(spool_token(42, "a.csv"), spool_token(42, "a.csv"));
         assert_eq!(parse_spool_token("garbage"), None);
+        assert_eq!(parse_spool_token(&format!("request-{t}")), None);
     }
 }

@@ -18,6 +18,7 @@
 //! array is walked element by element), so memory does not grow with the
 //! file beyond the responses themselves.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 
 use serde::Deserializer as _;
@@ -55,19 +56,17 @@ pub const ZERO_GUID: &str = "00000000-0000-0000-0000-000000000000";
 /// A JSON Lines line longer than this is refused (as a CSV record is).
 const MAX_LINE: usize = 1 << 20;
 
-/// The contact columns a message writes when it updates a contact; the
-/// role is written only when the contact is added (a later message must not
-/// undo a role set by a CSV import or by hand).
-const UPDATE_COLUMNS: [&str; 8] = [
-    "client_code",
-    "contact_lastname",
-    "contact_firstname",
-    "contact_title",
-    "contact_email",
-    "contact_phone",
-    "contact_phone_cell",
-    "contact_unique_key",
-];
+/// The most messages one file (or request) may hold: each gets a response
+/// kept in the report, so their number bounds the report's size.
+pub const MAX_MESSAGES: usize = 10_000;
+
+/// The largest message file: a JSON value is read whole before it is
+/// applied, so this bounds the memory one file can take.
+pub const MAX_FILE: u64 = 16 << 20;
+
+/// A message's `Header` is echoed in its response up to this size (as JSON);
+/// a larger one is refused, as it would make the report grow.
+const MAX_HEADER: usize = 4096;
 
 /// Where message fields go: (contact column, the `Data` keys that can
 /// fill it, first present wins). The client and the last name have rules
@@ -84,6 +83,7 @@ const MAPPED: [(&str, &[&str]); 5] = [
 pub enum Failure {
     Syntax(String),
     Empty,
+    TooLarge(String),
 }
 
 /// Applies the messages of `input` in `tx`, filling `report`. `Ok(Err(..))`
@@ -91,16 +91,14 @@ pub enum Failure {
 pub fn apply(
     input: impl Read,
     framing: Framing,
+    dry_run: bool,
     tx: &mut dyn LedgerTx,
     report: &mut Report,
 ) -> Result<Result<(), Failure>, StoreError> {
     let mut sink = Sink {
-        update: tx.shape(FileType::Contacts, &UPDATE_COLUMNS)?,
-        insert: {
-            let mut columns = UPDATE_COLUMNS.to_vec();
-            columns.push("contact_role");
-            tx.shape(FileType::Contacts, &columns)?
-        },
+        shapes: HashMap::new(),
+        dry_run,
+        too_many: false,
         tx,
         report,
         counts: Counts::default(),
@@ -117,6 +115,11 @@ pub fn apply(
     };
     if let Some(e) = sink.failed.take() {
         return Err(e);
+    }
+    if sink.too_many {
+        return Ok(Err(Failure::TooLarge(format!(
+            "more than {MAX_MESSAGES} messages in one file or request: split them"
+        ))));
     }
     let Sink {
         counts, responses, ..
@@ -146,8 +149,12 @@ type TextField<'a> = dyn Fn(&[&str]) -> Result<Option<String>, String> + 'a;
 struct Sink<'a, 't> {
     tx: &'a mut (dyn LedgerTx + 't),
     report: &'a mut Report,
-    update: Shape,
-    insert: Shape,
+    /// (update, insert) shapes by which optional columns a message has:
+    /// a message writes only what it carries.
+    shapes: HashMap<u8, (Shape, Shape)>,
+    dry_run: bool,
+    /// The file holds more than [`MAX_MESSAGES`].
+    too_many: bool,
     counts: Counts,
     responses: Vec<Json>,
     /// A store failure met inside the JSON walk, which only carries serde
@@ -159,7 +166,7 @@ impl Sink<'_, '_> {
     fn read_json(&mut self, reader: impl Read) -> Result<(), Failure> {
         let mut de = serde_json::Deserializer::from_reader(reader);
         let walked = (&mut de).deserialize_any(DocumentVisitor { sink: self });
-        if self.failed.is_some() {
+        if self.failed.is_some() || self.too_many {
             return Ok(());
         }
         walked
@@ -201,7 +208,7 @@ impl Sink<'_, '_> {
                     self.refuse(number, Json::Null, error);
                 }
             }
-            if self.failed.is_some() {
+            if self.failed.is_some() || self.too_many {
                 return Ok(());
             }
         }
@@ -209,7 +216,18 @@ impl Sink<'_, '_> {
 
     /// Applies one message and records its response.
     fn message(&mut self, number: u64, message: Json) {
+        self.report.lines_read += 1;
+        if self.responses.len() >= MAX_MESSAGES {
+            // One too many: the walk stops and `apply` fails the file.
+            self.too_many = true;
+            return;
+        }
         let header = message.get("Header").cloned().unwrap_or(Json::Null);
+        let header_size = serde_json::to_string(&header).map_or(0, |h| h.len());
+        if header_size > MAX_HEADER {
+            let error = format!("the Header is larger than {MAX_HEADER} bytes");
+            return self.refuse(number, Json::Null, error);
+        }
         let outcome = match message {
             Json::Object(mut fields) => match fields.remove("Data") {
                 Some(Json::Object(data)) => self.apply(&data),
@@ -226,7 +244,7 @@ impl Sink<'_, '_> {
                     "Response": {
                         "Status": "Ok",
                         "Errors": "",
-                        "DigiOfficeContactPersonID": id.to_string(),
+                        "DigiOfficeContactPersonID": id,
                         "DigiOfficeGlobalID": guid,
                     }
                 }));
@@ -254,8 +272,7 @@ impl Sink<'_, '_> {
     fn apply(
         &mut self,
         data: &Map<String, Json>,
-    ) -> Result<Result<(i64, String), String>, StoreError> {
-        self.report.lines_read += 1;
+    ) -> Result<Result<(String, String), String>, StoreError> {
         let text = |keys: &[&str]| -> Result<Option<String>, String> {
             for key in keys {
                 match data.get(*key) {
@@ -293,42 +310,77 @@ impl Sink<'_, '_> {
             }
             Err(e) => return Ok(Err(e)),
         };
-        let mut values = vec![Value::Int(client), Value::Text(lastname)];
-        for (column, keys) in MAPPED {
+        let mut values = vec![
+            Value::Int(client),
+            Value::Text(lastname),
+            Value::Text(key.clone()),
+        ];
+        // Only the fields the message carries are written: a message
+        // without an email must not erase the one a CSV import stored.
+        let mut present = 0u8;
+        for (bit, (column, keys)) in MAPPED.into_iter().enumerate() {
             let raw = match text(keys) {
-                Ok(raw) => raw,
+                Ok(Some(raw)) => raw,
+                Ok(None) => continue,
                 Err(e) => return Ok(Err(e)),
             };
             let kind = FileType::Contacts
                 .column(column)
                 .expect("mapped columns are contact columns")
                 .kind;
-            match raw.map(|r| parse_cell(kind, column, &r)) {
-                None => values.push(Value::Null),
-                Some(Ok(v)) => values.push(v),
-                Some(Err(e)) => return Ok(Err(format!("{} ({})", e, keys[0]))),
+            match parse_cell(kind, column, &raw) {
+                Ok(v) => values.push(v),
+                Err(e) => return Ok(Err(format!("{} ({})", e, keys[0]))),
             }
+            present |= 1 << bit;
         }
-        values.push(Value::Text(key.clone()));
+        let (update, insert) = self.shapes_for(present)?;
 
         let ident = format!("K:{key}");
-        let id = match self.tx.lookup(self.update, &ident, &values)? {
+        let id = match self.tx.lookup(update, &ident, &values)? {
             Lookup::Same(id) => {
                 self.counts.nb_contact_unchanged += 1;
                 id
             }
             Lookup::Differs(id) => {
-                self.tx.update(self.update, id, &values)?;
+                self.tx.update(update, id, &values)?;
                 self.counts.nb_contact_modified += 1;
                 id
             }
             Lookup::Missing => {
                 values.push(Value::Text("other".into()));
                 self.counts.nb_contact_added += 1;
-                self.tx.insert(self.insert, &ident, &values)?
+                self.tx.insert(insert, &ident, &values)?
             }
         };
-        Ok(Ok((id, self.tx.contact_global_id(id)?)))
+        // A dry run answers with the GUID a contact already has, and the
+        // zero GUID for one it would add: nothing it says is kept.
+        let guid = self
+            .tx
+            .contact_global_id(id, !self.dry_run)?
+            .unwrap_or_else(|| ZERO_GUID.to_string());
+        Ok(Ok((id.to_string(), guid)))
+    }
+
+    /// The update and insert shapes of messages carrying the optional
+    /// columns in `present` (bits in [`MAPPED`] order). The role is written
+    /// only when a contact is added, so a later message does not undo a
+    /// role set by a CSV import or by hand.
+    fn shapes_for(&mut self, present: u8) -> Result<(Shape, Shape), StoreError> {
+        if let Some(shapes) = self.shapes.get(&present) {
+            return Ok(*shapes);
+        }
+        let mut columns = vec!["client_code", "contact_lastname", "contact_unique_key"];
+        for (bit, (column, _)) in MAPPED.into_iter().enumerate() {
+            if present & (1 << bit) != 0 {
+                columns.push(column);
+            }
+        }
+        let update = self.tx.shape(FileType::Contacts, &columns)?;
+        columns.push("contact_role");
+        let insert = self.tx.shape(FileType::Contacts, &columns)?;
+        self.shapes.insert(present, (update, insert));
+        Ok((update, insert))
     }
 
     /// The client a message names: `Data.clientCode`, else the client whose
@@ -396,8 +448,8 @@ impl<'de> Visitor<'de> for DocumentVisitor<'_, '_, '_> {
         while let Some(message) = seq.next_element_seed(MessageSeed)? {
             number += 1;
             self.sink.message(number, message);
-            if self.sink.failed.is_some() {
-                return Err(serde::de::Error::custom("the store failed"));
+            if self.sink.failed.is_some() || self.sink.too_many {
+                return Err(serde::de::Error::custom("stopped"));
             }
         }
         Ok(())
@@ -421,5 +473,6 @@ pub fn fail(report: &mut Report, failure: Failure) {
     match failure {
         Failure::Syntax(m) => report.fail(ErrorCode::CsvBadSyntax, m),
         Failure::Empty => report.fail(ErrorCode::CsvEmpty, "the file holds no message"),
+        Failure::TooLarge(m) => report.fail(ErrorCode::FileTooLarge, m),
     }
 }

@@ -333,13 +333,24 @@ fn run_messages<'s, 'o: 's>(
     options: &ImportOptions,
     report: &mut Report,
 ) -> Result<Option<Box<dyn LedgerTx + 's>>, EngineError> {
-    let file = File::open(req.path).map_err(|source| EngineError::Read {
+    let read_error = |source| EngineError::Read {
         path: req.path.display().to_string(),
         source,
-    })?;
+    };
+    let file = File::open(req.path).map_err(read_error)?;
     report.encoding = Some("UTF-8".into());
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > messages::MAX_FILE {
+        let failure = messages::Failure::TooLarge(format!(
+            "a message file may hold at most {} MiB ({} bytes here): split it",
+            messages::MAX_FILE >> 20,
+            size
+        ));
+        messages::fail(report, failure);
+        return Ok(None);
+    }
     let mut tx = store.begin_import(req.account_id)?;
-    if let Err(failure) = messages::apply(file, framing, tx.as_mut(), report)? {
+    if let Err(failure) = messages::apply(file, framing, options.dry_run, tx.as_mut(), report)? {
         messages::fail(report, failure);
         return Ok(None);
     }

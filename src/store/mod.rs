@@ -255,8 +255,9 @@ pub trait LedgerTx {
     /// the file did not pair with it. Returns the users who lost a link.
     fn unlink_users_not_seen(&mut self) -> Result<Vec<i64>>;
 
-    /// The GUID of a contact, assigned on first request and kept.
-    fn contact_global_id(&mut self, contact_id: i64) -> Result<String>;
+    /// The GUID of a contact; one is assigned (and kept) when it has none
+    /// and `assign` is true, else `None`.
+    fn contact_global_id(&mut self, contact_id: i64, assign: bool) -> Result<Option<String>>;
 
     /// Commits the ledger changes and the import's report together.
     fn commit(self: Box<Self>, import_id: i64, outcome: &Outcome<'_>) -> Result<()>;

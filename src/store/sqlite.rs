@@ -1060,19 +1060,19 @@ impl LedgerTx for SqliteLedger<'_> {
         Ok(())
     }
 
-    fn contact_global_id(&mut self, contact_id: i64) -> Result<String> {
+    fn contact_global_id(&mut self, contact_id: i64, assign: bool) -> Result<Option<String>> {
         let existing: Option<String> = self
             .tx
             .prepare_cached("SELECT global_id FROM contacts WHERE id = ?1")?
             .query_row([contact_id], |r| r.get(0))?;
-        if let Some(id) = existing {
-            return Ok(id);
+        if existing.is_some() || !assign {
+            return Ok(existing);
         }
         let id = new_guid();
         self.tx
             .prepare_cached("UPDATE contacts SET global_id = ?2 WHERE id = ?1")?
             .execute(params![contact_id, id])?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     fn link_user(&mut self, user_id: i64, client_ref: i64) -> Result<bool> {

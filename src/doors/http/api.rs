@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -86,6 +87,7 @@ fn report_status(report: &Json) -> StatusCode {
 /// Why a request was not let in.
 struct Denied {
     status: StatusCode,
+    code: ErrorCode,
     why: String,
 }
 
@@ -108,13 +110,16 @@ impl Denied {
     }
 
     fn report(self, file: &str, file_type: Option<FileType>) -> Response {
-        let body = failed_report(file, file_type, ErrorCode::AccessDenied, self.why.clone());
+        let body = failed_report(file, file_type, self.code, self.why.clone());
         self.into_response_with(body)
     }
 
     fn plain(self) -> Response {
-        let body =
-            json!({"success": false, "error_code": "ACCESS_DENIED", "error_description": self.why});
+        let body = json!({
+            "success": false,
+            "error_code": self.code.as_str(),
+            "error_description": self.why,
+        });
         self.into_response_with(body)
     }
 }
@@ -130,6 +135,7 @@ async fn authenticate(
 ) -> Result<AccountRecord, Denied> {
     let denied = |why: &str| Denied {
         status: StatusCode::UNAUTHORIZED,
+        code: ErrorCode::AccessDenied,
         why: why.to_string(),
     };
     let Some(value) = headers
@@ -159,6 +165,9 @@ async fn authenticate(
             else {
                 return Err(denied("malformed Basic credentials"));
             };
+            // argon2 is slow on purpose: the checks waiting for a turn wait
+            // here, not on the blocking threads the imports need.
+            let _turn = door.password_checks.acquire().await;
             tokio::task::spawn_blocking(move || auth.password(peer, &user, &password)).await
         }
         "bearer" => tokio::task::spawn_blocking(move || auth.token(peer, &credentials)).await,
@@ -180,18 +189,23 @@ async fn authenticate(
         }
         Ok(Err(AuthError::Store(e))) => Err(Denied {
             status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: ErrorCode::InternalError,
             why: format!("the store failed: {e}"),
         }),
         Err(e) => Err(Denied {
             status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: ErrorCode::InternalError,
             why: format!("the login check failed: {e}"),
         }),
     }
 }
 
+/// A banned address: refused like a failed login (SPEC §9: 401
+/// `ACCESS_DENIED`), with a description that says why.
 fn banned() -> Denied {
     Denied {
-        status: StatusCode::TOO_MANY_REQUESTS,
+        status: StatusCode::UNAUTHORIZED,
+        code: ErrorCode::AccessDenied,
         why: "too many failed logins from this address; try again later".into(),
     }
 }
@@ -261,7 +275,12 @@ async fn receive(
             return Err(ReceiveError::TooLarge);
         }
         if first.is_none() {
-            first = chunk.iter().copied().find(|b| !b.is_ascii_whitespace());
+            // White space and a UTF-8 byte order mark come before JSON's
+            // first character.
+            first = chunk
+                .iter()
+                .copied()
+                .find(|b| !b.is_ascii_whitespace() && ![0xEF, 0xBB, 0xBF].contains(b));
         }
         block.extend_from_slice(&chunk);
         if block.len() >= BLOCK {
@@ -335,15 +354,35 @@ fn percent_decode(s: &str) -> String {
 /// Checks the options a request gives with the same rules as every other
 /// source of options ([`ImportOptions::set`]): an unknown or invalid one
 /// refuses the request before its body is read.
-fn check_options(pairs: &[(String, String)]) -> Result<(), String> {
+fn check_options(pairs: &[(String, String)], allowed: &[&str]) -> Result<(), String> {
     let mut scratch = ImportOptions::default();
     for (key, value) in pairs {
+        if !allowed.contains(&key.as_str()) {
+            return Err(format!(
+                "query parameter '{key}' is not an option of this request (options: {})",
+                allowed.join(", ")
+            ));
+        }
         scratch
             .set(key, value)
             .map_err(|e| format!("query parameter '{key}': {e}"))?;
     }
     Ok(())
 }
+
+/// The options a CSV import request may give (SPEC §4, and `force` for the
+/// STOCK safety rules). `stock_max_clear_ratio` and the item type map are
+/// the administrator's account settings, not a sender's.
+const CSV_OPTIONS: [&str; 5] = [
+    "encoding",
+    "clear_items_not_modified",
+    "replace_users_association",
+    "dry_run",
+    "force",
+];
+
+/// The options of a JSON message request (JSON is always UTF-8).
+const MESSAGE_OPTIONS: [&str; 1] = ["dry_run"];
 
 // ----------------------------------------------------------------------
 // Synchronous imports
@@ -381,43 +420,55 @@ async fn import_body(
         file_type,
         options,
     } = what;
-    let fail = |code: ErrorCode, why: String| {
-        let report = failed_report(file_name, Some(file_type), code, why);
+    let fail = |code: ErrorCode, why: String, import_id: Option<i64>| {
+        let mut report = failed_report(file_name, Some(file_type), code, why);
+        report["import_id"] = json!(import_id);
         Imported::Answer(json_response(report_status(&report), &report))
     };
+    let internal = |e: &dyn std::fmt::Display, import_id: Option<i64>| {
+        tracing::error!(error = %e, import_id, "HTTP import request failed");
+        fail(
+            ErrorCode::InternalError,
+            format!("internal error: {e}"),
+            import_id,
+        )
+    };
     if announced_too_large(door, headers) {
-        return fail(ErrorCode::FileTooLarge, too_large_why(door));
+        return fail(ErrorCode::FileTooLarge, too_large_why(door), None);
     }
     let area = match account_area(door, account) {
         Ok(a) => a,
-        Err(e) => return Imported::Answer(internal(&e)),
+        Err(e) => return internal(&e, None),
     };
-    let mut upload = match area.create_request_upload() {
-        Ok(u) => u,
-        Err(e) => return Imported::Answer(internal(&e)),
+    let mut pending = match area.create_request_upload() {
+        Ok(upload) => RequestBody {
+            area: area.clone(),
+            upload: Some(upload),
+        },
+        Err(e) => return internal(&e, None),
     };
+    let upload = pending.upload.as_mut().expect("just made");
     let started = upload.started;
-    let received = match receive(body, &mut upload, door.max_body, door.body_stall).await {
+    let received = match receive(body, upload, door.max_body, door.body_stall).await {
         Ok(r) => r,
-        Err(e) => {
-            area.discard_request(upload);
-            return match e {
-                ReceiveError::TooLarge => fail(ErrorCode::FileTooLarge, too_large_why(door)),
-                ReceiveError::Broken(why) => {
-                    crate::doors::log_incomplete("http", peer, &account.name, file_name, 0, &why);
-                    fail(ErrorCode::UploadIncomplete, why)
-                }
-            };
+        Err(ReceiveError::TooLarge) => {
+            return fail(ErrorCode::FileTooLarge, too_large_why(door), None);
+        }
+        Err(ReceiveError::Broken(why)) => {
+            let bytes = upload.bytes;
+            crate::doors::log_incomplete("http", peer, &account.name, file_name, bytes, &why);
+            return fail(ErrorCode::UploadIncomplete, why, None);
         }
     };
+    let upload = pending.upload.take().expect("received");
     let queued = {
         let (area, name, options) = (area.clone(), file_name.to_string(), options.to_vec());
         tokio::task::spawn_blocking(move || area.complete_request(upload, &name, &options)).await
     };
     let (import_id, ended) = match queued {
         Ok(Ok(q)) => q,
-        Ok(Err(e)) => return Imported::Answer(internal(&e)),
-        Err(e) => return Imported::Answer(internal(&e)),
+        Ok(Err(e)) => return internal(&e, None),
+        Err(e) => return internal(&e, None),
     };
     crate::doors::log_upload(
         "http",
@@ -429,13 +480,24 @@ async fn import_body(
         &Completion::Queued(import_id),
     );
     if ended.await.is_err() {
-        return fail(
+        // Queued and durable: it runs at the next start. 503 and the id,
+        // so that a client retries by asking for the report, not by
+        // sending the file again.
+        let mut report = failed_report(
+            file_name,
+            Some(file_type),
             ErrorCode::InternalError,
             format!(
                 "the server is stopping: import {import_id} is kept and runs at the next start; \
-                 its report will be at GET /api/imports/{import_id}"
+                 its report will be at GET /api/imports/{import_id} (do not send the file again)"
             ),
         );
+        report["import_id"] = json!(import_id);
+        let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &report);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        return Imported::Answer(response);
     }
     let record = {
         let area = area.clone();
@@ -447,17 +509,60 @@ async fn import_body(
             ..
         }))) => match serde_json::from_str(&report) {
             Ok(report) => Imported::Report(report, received),
-            Err(e) => Imported::Answer(internal(&e)),
+            Err(e) => internal(&e, Some(import_id)),
         },
         Ok(Ok(_)) => fail(
             ErrorCode::InternalError,
             format!(
                 "import {import_id} failed inside the server (see its log); the upload is kept \
-                 and is imported again at the next start"
+                 and is imported again at the next start (do not send the file again)"
             ),
+            Some(import_id),
         ),
-        Ok(Err(e)) => Imported::Answer(internal(&e)),
-        Err(e) => Imported::Answer(internal(&e)),
+        Ok(Err(e)) => internal(&e, Some(import_id)),
+        Err(e) => internal(&e, Some(import_id)),
+    }
+}
+
+/// A request body being received into the spool: removed if the request
+/// ends before it is queued, however it ends (an error, a client that
+/// resets an HTTP/2 stream, a server that stops: the handler is then
+/// dropped mid-way).
+struct RequestBody {
+    area: AccountArea,
+    upload: Option<Upload>,
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if let Some(upload) = self.upload.take() {
+            self.area.discard_request(upload);
+        }
+    }
+}
+
+/// An apiPutFiles upload in the account's folder: if the request ends
+/// before it is complete, it is abandoned as an SFTP upload whose session
+/// ended is (removed, answered with `UPLOAD_INCOMPLETE`).
+struct FolderUpload {
+    area: AccountArea,
+    upload: Option<Upload>,
+}
+
+impl Drop for FolderUpload {
+    fn drop(&mut self) {
+        if let Some(upload) = self.upload.take() {
+            let area = self.area.clone();
+            let abandon = move || {
+                if let Err(e) = area.abandon(upload) {
+                    tracing::error!(error = %e, "could not answer for an incomplete upload");
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(abandon)),
+                Err(_) => abandon(),
+            }
+        }
     }
 }
 
@@ -466,12 +571,15 @@ async fn import_body(
 pub async fn import(
     State(door): Door,
     Extension(Peer(peer)): Extension<Peer>,
-    Path(file_type): Path<String>,
+    file_type: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(file_type) = FileType::from_keyword(&file_type) else {
+    let Some(file_type) = file_type
+        .ok()
+        .and_then(|Path(t)| FileType::from_keyword(&t))
+    else {
         return not_found().await;
     };
     let file_name = format!("{}.csv", file_type.as_str());
@@ -480,7 +588,7 @@ pub async fn import(
         Err(denied) => return denied.report(&file_name, Some(file_type)),
     };
     let options = query_pairs(query.as_deref());
-    if let Err(why) = check_options(&options) {
+    if let Err(why) = check_options(&options, &CSV_OPTIONS) {
         let report = failed_report(&file_name, Some(file_type), ErrorCode::OptionInvalid, why);
         return json_response(StatusCode::BAD_REQUEST, &report);
     }
@@ -549,7 +657,7 @@ pub async fn contact_messages(
         Ok(a) => a,
         Err(denied) => return denied.report(file_name, Some(FileType::Contacts)),
     };
-    if let Err(why) = check_options(&options) {
+    if let Err(why) = check_options(&options, &MESSAGE_OPTIONS) {
         let report = failed_report(
             file_name,
             Some(FileType::Contacts),
@@ -605,10 +713,17 @@ pub async fn contact_messages(
 pub async fn put_file(
     State(door): Door,
     Extension(Peer(peer)): Extension<Peer>,
-    Path(file_name): Path<String>,
+    file_name: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(Path(file_name)) = file_name else {
+        return error_answer(
+            StatusCode::BAD_REQUEST,
+            "NAME_REFUSED",
+            "the file name is not valid UTF-8 once decoded",
+        );
+    };
     let account = match authenticate(&door, peer, &headers).await {
         Ok(a) => a,
         Err(denied) => return denied.plain(),
@@ -628,7 +743,7 @@ pub async fn put_file(
         Ok(a) => a,
         Err(e) => return internal(&e),
     };
-    let mut upload = match area.create_upload(&file_name, true) {
+    let upload = match area.create_upload(&file_name, true) {
         Ok(u) => u,
         Err(e) if e.is_refusal() => {
             let status = match e {
@@ -639,11 +754,17 @@ pub async fn put_file(
         }
         Err(e) => return internal(&e),
     };
-    let received = receive(body, &mut upload, door.max_body, door.body_stall).await;
-    let received = match received {
+    let mut pending = FolderUpload {
+        area: area.clone(),
+        upload: Some(upload),
+    };
+    let upload = pending.upload.as_mut().expect("just made");
+    let received = match receive(body, upload, door.max_body, door.body_stall).await {
         Ok(r) => r,
         Err(ReceiveError::TooLarge) => {
-            drop(upload);
+            // Refused, not cut off: the client is told, and nothing is
+            // left in the folder.
+            drop(pending.upload.take());
             let _ = area.remove(&file_name);
             return json_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -664,10 +785,11 @@ pub async fn put_file(
                 upload.bytes,
                 &why,
             );
-            let _ = tokio::task::spawn_blocking(move || area.abandon(upload)).await;
+            // Dropping `pending` abandons the upload.
             return error_answer(StatusCode::BAD_REQUEST, "UPLOAD_INCOMPLETE", why);
         }
     };
+    let upload = pending.upload.take().expect("received");
     let started = upload.started;
     let completed = {
         let area = area.clone();
@@ -732,11 +854,6 @@ fn import_entry(record: ImportRecord) -> Json {
     })
 }
 
-#[derive(serde::Deserialize)]
-pub struct ListQuery {
-    limit: Option<String>,
-}
-
 /// The most an import list returns.
 const MAX_LIST: usize = 1000;
 
@@ -745,21 +862,28 @@ const MAX_LIST: usize = 1000;
 pub async fn imports(
     State(door): Door,
     Extension(Peer(peer)): Extension<Peer>,
-    Query(query): Query<ListQuery>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let account = match authenticate(&door, peer, &headers).await {
         Ok(a) => a,
         Err(denied) => return denied.plain(),
     };
-    let limit = match query.limit.as_deref().map(str::parse::<usize>) {
-        None => 20,
-        Some(Ok(n)) if (1..=MAX_LIST).contains(&n) => n,
-        Some(_) => {
+    let pairs = query_pairs(query.as_deref());
+    let bad_limit = pairs.iter().any(|(k, _)| k != "limit") || pairs.len() > 1;
+    let limit = match pairs.first().map(|(_, v)| v.parse::<usize>()) {
+        _ if bad_limit => None,
+        None => Some(20),
+        Some(Ok(n)) if (1..=MAX_LIST).contains(&n) => Some(n),
+        Some(_) => None,
+    };
+    let limit = match limit {
+        Some(n) => n,
+        None => {
             return error_answer(
                 StatusCode::BAD_REQUEST,
                 "OPTION_INVALID",
-                format!("limit must be a number from 1 to {MAX_LIST}"),
+                format!("the only query parameter is limit, a number from 1 to {MAX_LIST}"),
             );
         }
     };
@@ -781,7 +905,7 @@ pub async fn imports(
 pub async fn one_import(
     State(door): Door,
     Extension(Peer(peer)): Extension<Peer>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
     let account = match authenticate(&door, peer, &headers).await {
@@ -792,10 +916,10 @@ pub async fn one_import(
         error_answer(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
-            format!("this account has no import '{id}'"),
+            "this account has no such import".to_string(),
         )
     };
-    let Ok(import_id) = id.parse::<i64>() else {
+    let Some(import_id) = id.ok().and_then(|Path(id)| id.parse::<i64>().ok()) else {
         return not_found();
     };
     let area = match account_area(&door, &account) {
@@ -846,6 +970,14 @@ pub async fn metrics() -> Response {
         crate::metrics::render(),
     )
         .into_response()
+}
+
+pub async fn method_not_allowed() -> Response {
+    error_answer(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "this endpoint does not take that method; see /api/openapi.json",
+    )
 }
 
 pub async fn not_found() -> Response {

@@ -36,6 +36,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::sessions::{SessionCounts, SessionKey};
 use crate::auth::Authenticator;
 use crate::drop_area::DropArea;
 
@@ -57,6 +58,9 @@ pub struct HttpConfig {
     /// (`UPLOAD_INCOMPLETE`), so a stalled client does not hold its upload
     /// open for ever.
     pub body_stall_secs: u64,
+    /// Connections open at once from one address; more are closed on
+    /// arrival.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for HttpConfig {
@@ -68,6 +72,7 @@ impl Default for HttpConfig {
             tls_key: String::new(),
             max_body_mb: 1024,
             body_stall_secs: 300,
+            max_connections_per_address: 50,
         }
     }
 }
@@ -80,6 +85,11 @@ pub struct HttpDoor {
     pub max_body: u64,
     /// How long a body may send nothing.
     pub body_stall: Duration,
+    /// Basic logins being checked at once (argon2); the others wait here,
+    /// on the runtime, rather than on the blocking threads imports need.
+    pub password_checks: tokio::sync::Semaphore,
+    connections: Arc<SessionCounts>,
+    per_address: usize,
     tls: Option<TlsAcceptor>,
 }
 
@@ -106,6 +116,11 @@ impl HttpDoor {
             auth,
             max_body: config.max_body_mb.saturating_mul(1 << 20),
             body_stall: Duration::from_secs(config.body_stall_secs.max(1)),
+            password_checks: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            ),
+            connections: SessionCounts::new("http"),
+            per_address: config.max_connections_per_address.max(1),
             tls,
         })
     }
@@ -143,6 +158,7 @@ pub fn router(door: Arc<HttpDoor>) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(middleware::from_fn(count_requests))
         .with_state(door)
 }
@@ -181,15 +197,29 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let peer = super::sessions::canonical(address.ip());
+        let Some(counted) = door
+            .connections
+            .enter(SessionKey::Address(peer), door.per_address)
+        else {
+            tracing::warn!(%peer, "connection refused: too many connections from this address");
+            continue;
+        };
         let service = TowerToHyperService::new(app.clone().layer(axum::Extension(Peer(peer))));
         let watcher = graceful.watcher();
         let tls = door.tls.clone();
         tokio::spawn(async move {
+            let _counted = counted;
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HANDSHAKE_TIMEOUT);
+            // HTTP/2 has no header timeout: pings find dead peers instead.
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(Duration::from_secs(60)))
+                .keep_alive_timeout(Duration::from_secs(20));
             let served = match tls {
                 None => {
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
