@@ -615,7 +615,9 @@ struct SqliteLedger<'c> {
 /// identity is not among them. A hash in the set (a duplicate line, or a
 /// collision) goes to the index as usual. Eight bytes or so per row, like
 /// [`SeenLines`]; beyond [`FRESH_LIMIT`] rows the set is dropped and every
-/// line is looked up.
+/// line is looked up. This holds because [`LedgerTx::insert`] is the only
+/// statement that adds rows to the four ledger tables, and no statement
+/// changes a row's `ident`: keep it so.
 #[derive(Default)]
 enum Fresh {
     /// Not checked yet: checked at the first lookup.
