@@ -6,19 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::DOCUMENTED_COUNTS;
 use common::http::{Answer, OpenApi, request};
 use common::server::{CLIENTS, ITEMS, PASSWORD, Server};
 use serde_json::{Value as Json, json};
-
-const DOCUMENTED_COUNTS: [&str; 7] = [
-    "nb_client_added",
-    "nb_client_modified",
-    "nb_contact_added",
-    "nb_item_added",
-    "nb_item_modified",
-    "nb_user_added",
-    "nb_user_modified",
-];
 
 fn basic() -> String {
     use base64::Engine;

@@ -148,6 +148,17 @@ pub fn csv(lines: &[&str]) -> String {
 pub const CLIENTS: &str =
     "client_code;client_business_name\nC0001;My company\nC0002;Other company\nC0003;Third\n";
 
+/// The counts every report has (SPEC §8's documented keys).
+pub const DOCUMENTED_COUNTS: [&str; 7] = [
+    "nb_client_added",
+    "nb_client_modified",
+    "nb_contact_added",
+    "nb_item_added",
+    "nb_item_modified",
+    "nb_user_added",
+    "nb_user_modified",
+];
+
 pub const ITEM_HEADER: &str =
     "client_code;item_type;item_number;item_date_issue;item_date_due;item_amount_initial_inc_tax";
 

@@ -300,6 +300,17 @@ fn too_large_why(door: &HttpDoor) -> String {
     )
 }
 
+/// The 413 answer of an apiPutFiles upload.
+fn too_large(door: &HttpDoor, file_name: &str) -> Response {
+    let report = failed_report(
+        file_name,
+        None,
+        ErrorCode::FileTooLarge,
+        too_large_why(door),
+    );
+    json_response(StatusCode::PAYLOAD_TOO_LARGE, &report)
+}
+
 /// Whether the request says in advance that its body is too large.
 fn announced_too_large(door: &HttpDoor, headers: &HeaderMap) -> bool {
     headers
@@ -441,9 +452,10 @@ async fn import_body(
         Err(e) => return internal(&e, None),
     };
     let mut pending = match area.create_request_upload() {
-        Ok(upload) => RequestBody {
+        Ok(upload) => Unfinished {
             area: area.clone(),
             upload: Some(upload),
+            place: Place::Spool,
         },
         Err(e) => return internal(&e, None),
     };
@@ -524,43 +536,43 @@ async fn import_body(
     }
 }
 
-/// A request body being received into the spool: removed if the request
-/// ends before it is queued, however it ends (an error, a client that
-/// resets an HTTP/2 stream, a server that stops: the handler is then
-/// dropped mid-way).
-struct RequestBody {
+/// A body being received, and what happens to it if the request ends
+/// before it is complete, however it ends (an error, a client that resets
+/// an HTTP/2 stream, a server that stops: the handler is then dropped
+/// mid-way).
+struct Unfinished {
     area: AccountArea,
     upload: Option<Upload>,
+    place: Place,
 }
 
-impl Drop for RequestBody {
+enum Place {
+    /// A synchronous request's body in the spool: removed; its client was
+    /// not answered and knows.
+    Spool,
+    /// An apiPutFiles upload in the folder: abandoned as an SFTP upload
+    /// whose session ended is (removed, answered with `UPLOAD_INCOMPLETE`).
+    Folder,
+}
+
+impl Drop for Unfinished {
     fn drop(&mut self) {
-        if let Some(upload) = self.upload.take() {
-            self.area.discard_request(upload);
-        }
-    }
-}
-
-/// An apiPutFiles upload in the account's folder: if the request ends
-/// before it is complete, it is abandoned as an SFTP upload whose session
-/// ended is (removed, answered with `UPLOAD_INCOMPLETE`).
-struct FolderUpload {
-    area: AccountArea,
-    upload: Option<Upload>,
-}
-
-impl Drop for FolderUpload {
-    fn drop(&mut self) {
-        if let Some(upload) = self.upload.take() {
-            let area = self.area.clone();
-            let abandon = move || {
-                if let Err(e) = area.abandon(upload) {
-                    tracing::error!(error = %e, "could not answer for an incomplete upload");
+        let Some(upload) = self.upload.take() else {
+            return;
+        };
+        match self.place {
+            Place::Spool => self.area.discard_request(upload),
+            Place::Folder => {
+                let area = self.area.clone();
+                let abandon = move || {
+                    if let Err(e) = area.abandon(upload) {
+                        tracing::error!(error = %e, "could not answer for an incomplete upload");
+                    }
+                };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => drop(runtime.spawn_blocking(abandon)),
+                    Err(_) => abandon(),
                 }
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => drop(runtime.spawn_blocking(abandon)),
-                Err(_) => abandon(),
             }
         }
     }
@@ -729,15 +741,7 @@ pub async fn put_file(
         Err(denied) => return denied.plain(),
     };
     if announced_too_large(&door, &headers) {
-        return json_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &failed_report(
-                &file_name,
-                None,
-                ErrorCode::FileTooLarge,
-                too_large_why(&door),
-            ),
-        );
+        return too_large(&door, &file_name);
     }
     let area = match account_area(&door, &account) {
         Ok(a) => a,
@@ -754,9 +758,10 @@ pub async fn put_file(
         }
         Err(e) => return internal(&e),
     };
-    let mut pending = FolderUpload {
+    let mut pending = Unfinished {
         area: area.clone(),
         upload: Some(upload),
+        place: Place::Folder,
     };
     let upload = pending.upload.as_mut().expect("just made");
     let received = match receive(body, upload, door.max_body, door.body_stall).await {
@@ -766,15 +771,7 @@ pub async fn put_file(
             // left in the folder.
             drop(pending.upload.take());
             let _ = area.remove(&file_name);
-            return json_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &failed_report(
-                    &file_name,
-                    None,
-                    ErrorCode::FileTooLarge,
-                    too_large_why(&door),
-                ),
-            );
+            return too_large(&door, &file_name);
         }
         Err(ReceiveError::Broken(why)) => {
             crate::doors::log_incomplete(
