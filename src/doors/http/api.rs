@@ -943,20 +943,27 @@ pub async fn openapi() -> Response {
         .into_response()
 }
 
-/// `GET /healthz`: 200 when the store answers.
+/// How long `/healthz` waits for the store: a monitor wants an answer,
+/// not the store's own minute of patience with a lock.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `GET /healthz`: 200 when the store answers within [`HEALTH_TIMEOUT`].
 pub async fn healthz(State(door): Door) -> Response {
     let area = door.area.clone();
-    match tokio::task::spawn_blocking(move || area.store_reachable()).await {
-        Ok(Ok(())) => json_response(StatusCode::OK, &json!({"status": "ok"})),
-        Ok(Err(e)) => json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"status": "unavailable", "error": e.to_string()}),
+    let check = tokio::task::spawn_blocking(move || area.store_reachable());
+    let why = match tokio::time::timeout(HEALTH_TIMEOUT, check).await {
+        Ok(Ok(Ok(()))) => return json_response(StatusCode::OK, &json!({"status": "ok"})),
+        Ok(Ok(Err(e))) => e.to_string(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!(
+            "the store did not answer within {} s",
+            HEALTH_TIMEOUT.as_secs()
         ),
-        Err(e) => json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"status": "unavailable", "error": e.to_string()}),
-        ),
-    }
+    };
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({"status": "unavailable", "error": why}),
+    )
 }
 
 /// `GET /metrics`: the Prometheus text format.
