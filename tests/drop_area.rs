@@ -435,6 +435,29 @@ async fn recovery_answers_for_an_upload_spooled_but_never_recorded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_removes_private_uploads_and_unfinished_requests_silently() {
+    let g = Gate::new();
+    // An apiPutFiles upload and a synchronous request's body, both cut off
+    // by a stop: neither was answered, so neither gets a report.
+    let mut private = g.acme.create_private_upload("items.csv").unwrap();
+    private.write_at(0, ITEMS.as_bytes()).unwrap();
+    drop(private);
+    let mut request = g.acme.create_request_upload().unwrap();
+    request.write_at(0, ITEMS.as_bytes()).unwrap();
+    drop(request);
+    assert!(names(&g.acme).is_empty(), "private uploads are not listed");
+    let g = g.restart();
+    assert_eq!(g.recover(), 0);
+    let folder: Vec<_> = std::fs::read_dir(g.data.join("drop/acme"))
+        .unwrap()
+        .collect();
+    assert!(folder.is_empty(), "{folder:?}");
+    let spool: Vec<_> = std::fs::read_dir(g.data.join("spool")).unwrap().collect();
+    assert!(spool.is_empty(), "{spool:?}");
+    assert!(g.store().imports(g.acme.account_id, 10).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_archives_and_reports_are_removed() {
     let mut g = Gate::new();
     g.start_jobs();

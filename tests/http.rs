@@ -1047,3 +1047,66 @@ fn connections_over_the_per_address_limit_are_closed() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn concurrent_puts_of_one_name_are_two_uploads() {
+    let server = Server::start();
+    assert_eq!(post(&server, "/api/clients", &basic(), CLIENTS).status, 200);
+    let header = ITEMS.lines().next().unwrap();
+    // Two bodies under one name, sent at once, each large enough to be
+    // still arriving while the other one does.
+    let bodies: Vec<String> = ["A", "B"]
+        .iter()
+        .map(|tag| {
+            let mut b = format!("{header}\n");
+            for i in 0..20_000 {
+                b.push_str(&format!("C0001;FAC;{tag}-{i};2025-01-01;2025-02-01;10\n"));
+            }
+            b
+        })
+        .collect();
+    let url = server.url("/apiPutFiles/items_same.csv");
+    let answers: Vec<Answer> = std::thread::scope(|scope| {
+        let sent: Vec<_> = bodies
+            .iter()
+            .map(|body| {
+                let url = url.clone();
+                scope.spawn(move || {
+                    request(
+                        "PUT",
+                        &url,
+                        &[("Authorization", &basic())],
+                        body.clone().into_bytes(),
+                    )
+                })
+            })
+            .collect();
+        sent.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut ids = Vec::new();
+    for answer in &answers {
+        assert_eq!(answer.status, 202, "{}", answer.text());
+        ids.push(answer.json()["import_id"].as_i64().unwrap());
+    }
+    assert_ne!(ids[0], ids[1]);
+    // Each is imported whole, as sent.
+    for id in ids {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let entry = request(
+                "GET",
+                &server.url(&format!("/api/imports/{id}")),
+                &[("Authorization", &basic())],
+                vec![],
+            )
+            .json();
+            if entry["status"] == "done" {
+                assert_eq!(entry["report"]["success"], true, "{entry:#}");
+                assert_eq!(entry["report"]["nb_item_added"], 20_000, "{entry:#}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "import {id} not done");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -449,6 +449,81 @@ impl AccountArea {
         })
     }
 
+    /// Opens a file for an upload of `name` that nobody sees or writes
+    /// until it is complete (HTTP `apiPutFiles`): under a hidden name of
+    /// dropgate's own, so that two requests for one name, or a request and
+    /// an SFTP client, never write into the same file.
+    /// [`AccountArea::complete_private`] gives it its name.
+    pub fn create_private_upload(&self, name: &str) -> Result<Upload, AreaError> {
+        paths::check_name(name)?;
+        if naming::classify(name) == NameKind::Report {
+            return Err(AreaError::ReportName(name.to_string()));
+        }
+        let n = TOKEN_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let private = format!("{OWN_TEMP_PREFIX}upload-{}-{n}", std::process::id());
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        let file = self.dir.open_with(&private, &options)?.into_std();
+        Ok(Upload {
+            name: private,
+            file,
+            bytes: 0,
+            started: Instant::now(),
+            written_back: 0,
+        })
+    }
+
+    /// Completes a private upload as `name`: like
+    /// [`AccountArea::complete`] for a file uploaded under that name.
+    pub fn complete_private(&self, upload: Upload, name: &str) -> Result<Completion, AreaError> {
+        upload.file.sync_all()?;
+        let private = upload.name.clone();
+        drop(upload);
+        self.queue_file_from(&private, name)
+    }
+
+    /// A private upload that ended before it was complete: removed, never
+    /// imported, answered with `UPLOAD_INCOMPLETE` under `name`.
+    pub fn abandon_private(&self, upload: Upload, name: &str) -> Result<(), AreaError> {
+        let bytes = upload.bytes;
+        self.discard_private(upload)?;
+        self.report_incomplete(
+            name,
+            &format!(
+                "the upload of '{name}' ended before it was complete ({bytes} bytes received): \
+                 nothing was imported; upload the file again"
+            ),
+        )
+    }
+
+    /// Removes a private upload that was refused (too large): no report,
+    /// the client was answered.
+    pub fn discard_private(&self, upload: Upload) -> Result<(), AreaError> {
+        let private = upload.name.clone();
+        drop(upload);
+        match self.dir.remove_file(&private) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes what dropgate's own unfinished writes left in the folder
+    /// (a report or a private upload cut off by a stop). At start only.
+    pub fn remove_own_leftovers(&self) -> Result<usize, AreaError> {
+        let mut removed = 0;
+        for item in self.dir.entries()? {
+            let Ok(name) = item?.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with(OWN_TEMP_PREFIX) {
+                self.dir.remove_file(&name)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Opens a file of the folder for reading (reports, uploads on disk).
     pub fn open_read(&self, name: &str) -> Result<std::fs::File, AreaError> {
         paths::check_name(name)?;
@@ -495,11 +570,20 @@ impl AccountArea {
 
     /// Moves `name` into the spool and records its import as queued.
     fn queue_file(&self, name: &str) -> Result<Completion, AreaError> {
+        self.queue_file_from(name, name)
+    }
+
+    /// Queues the folder's file `from` as the upload `name` (they differ
+    /// for a private upload); a temporary `name` is kept, under that name.
+    fn queue_file_from(&self, from: &str, name: &str) -> Result<Completion, AreaError> {
         let kind = naming::classify(name);
         if kind == NameKind::Temporary {
+            if from != name {
+                self.dir.rename(from, &self.dir, name)?;
+            }
             return Ok(Completion::Kept);
         }
-        let import_id = self.enqueue(&self.dir, name, name, Origin::Drop, &[])?;
+        let import_id = self.enqueue(&self.dir, from, name, Origin::Drop, &[])?;
         self.area
             .recent
             .lock()

@@ -301,6 +301,9 @@ pub fn recover(
     // a session that the stop ended: never complete, never acknowledged.
     for account in store.accounts()? {
         let folder = area.account(account.id, &account.name)?;
+        // Never acknowledged either: a private HTTP upload, or a report cut
+        // off before its rename (publishing writes it again).
+        folder.remove_own_leftovers()?;
         for entry in folder.list()? {
             if entry.kind == crate::drop_area::EntryKind::Upload {
                 folder.discard_incomplete(

@@ -550,9 +550,10 @@ enum Place {
     /// A synchronous request's body in the spool: removed; its client was
     /// not answered and knows.
     Spool,
-    /// An apiPutFiles upload in the folder: abandoned as an SFTP upload
-    /// whose session ended is (removed, answered with `UPLOAD_INCOMPLETE`).
-    Folder,
+    /// An apiPutFiles upload of this name, private in the folder:
+    /// abandoned as an SFTP upload whose session ended is (removed,
+    /// answered with `UPLOAD_INCOMPLETE`).
+    Folder(String),
 }
 
 impl Drop for Unfinished {
@@ -560,12 +561,12 @@ impl Drop for Unfinished {
         let Some(upload) = self.upload.take() else {
             return;
         };
-        match self.place {
+        match &self.place {
             Place::Spool => self.area.discard_request(upload),
-            Place::Folder => {
-                let area = self.area.clone();
+            Place::Folder(name) => {
+                let (area, name) = (self.area.clone(), name.clone());
                 let abandon = move || {
-                    if let Err(e) = area.abandon(upload) {
+                    if let Err(e) = area.abandon_private(upload, &name) {
                         tracing::error!(error = %e, "could not answer for an incomplete upload");
                     }
                 };
@@ -721,7 +722,9 @@ pub async fn contact_messages(
 /// `PUT` or `POST /apiPutFiles/{file_name}`: the body becomes a file in the
 /// account's folder exactly as an SFTP upload of it would: same naming
 /// rules and tags, same queue, same report file. Answers 202 with the
-/// import id (201 for a temporary name, kept until renamed).
+/// import id (201 for a temporary name, kept until renamed). It is
+/// received under a private name and appears under its own when complete,
+/// so concurrent requests for one name never share a file.
 pub async fn put_file(
     State(door): Door,
     Extension(Peer(peer)): Extension<Peer>,
@@ -747,7 +750,7 @@ pub async fn put_file(
         Ok(a) => a,
         Err(e) => return internal(&e),
     };
-    let upload = match area.create_upload(&file_name, true) {
+    let upload = match area.create_private_upload(&file_name) {
         Ok(u) => u,
         Err(e) if e.is_refusal() => {
             let status = match e {
@@ -761,7 +764,7 @@ pub async fn put_file(
     let mut pending = Unfinished {
         area: area.clone(),
         upload: Some(upload),
-        place: Place::Folder,
+        place: Place::Folder(file_name.clone()),
     };
     let upload = pending.upload.as_mut().expect("just made");
     let received = match receive(body, upload, door.max_body, door.body_stall).await {
@@ -769,8 +772,9 @@ pub async fn put_file(
         Err(ReceiveError::TooLarge) => {
             // Refused, not cut off: the client is told, and nothing is
             // left in the folder.
-            drop(pending.upload.take());
-            let _ = area.remove(&file_name);
+            if let Some(upload) = pending.upload.take() {
+                let _ = area.discard_private(upload);
+            }
             return too_large(&door, &file_name);
         }
         Err(ReceiveError::Broken(why)) => {
@@ -790,7 +794,8 @@ pub async fn put_file(
     let started = upload.started;
     let completed = {
         let area = area.clone();
-        tokio::task::spawn_blocking(move || area.complete(upload)).await
+        let name = file_name.clone();
+        tokio::task::spawn_blocking(move || area.complete_private(upload, &name)).await
     };
     let completion = match completed {
         Ok(Ok(c)) => c,
